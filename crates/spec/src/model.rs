@@ -1,0 +1,511 @@
+//! The typed, normalized project: what the loader hands to the rest of shoal.
+//!
+//! Serializes to the same shape `docker compose config` prints, so `shoal config` is
+//! this model written out.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde::{Serialize, Serializer};
+
+/// A loaded, validated Compose project.
+#[derive(Clone, Debug, Serialize)]
+pub struct Project {
+    /// The project name (labels, resource names).
+    pub name: String,
+    /// Where relative paths were resolved from.
+    #[serde(skip)]
+    pub dir: PathBuf,
+    /// Enabled services, in file order.
+    pub services: IndexMap<String, Service>,
+    /// Networks used by the services, `default` included when used.
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub networks: IndexMap<String, Network>,
+    /// Named volumes.
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub volumes: IndexMap<String, Volume>,
+    /// File-based secrets.
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub secrets: IndexMap<String, FileObject>,
+    /// File-based configs.
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub configs: IndexMap<String, FileObject>,
+    /// Project-wide shoal settings (the top-level `x-shoal`).
+    #[serde(rename = "x-shoal", skip_serializing_if = "Option::is_none")]
+    pub x_shoal: Option<serde_json::Value>,
+}
+
+/// One service.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Service {
+    /// The service's name.
+    #[serde(skip)]
+    pub name: String,
+    /// Image to run (for a service with `build`, the image it builds to).
+    pub image: String,
+    /// How to build the image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub build: Option<Build>,
+    /// Overrides the image's CMD.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// Overrides the image's ENTRYPOINT.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
+    /// Environment, `env_file`s applied first, then `environment`. `None` passes the
+    /// variable through unset.
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub environment: IndexMap<String, Option<String>>,
+    /// Published ports.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<Port>,
+    /// Ports exposed to other services only.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub expose: Vec<String>,
+    /// Networks the service joins, with its aliases there.
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub networks: IndexMap<String, ServiceNetwork>,
+    /// `network_mode` (`host`, `none`, `service:x`, `container:x`); replaces networks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network_mode: Option<String>,
+    /// Mounts.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<Mount>,
+    /// Services this one waits for.
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub depends_on: IndexMap<String, Dependency>,
+    /// The container healthcheck the engine runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<Healthcheck>,
+    /// `restart:` policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart: Option<Restart>,
+    /// `deploy:` settings; `deploy.replicas` also carries `scale`.
+    pub deploy: Deploy,
+    /// Container labels.
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub labels: IndexMap<String, String>,
+    /// Time between the stop signal and SIGKILL.
+    #[serde(
+        serialize_with = "ser_opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub stop_grace_period: Option<Duration>,
+    /// Signal that asks the container to stop.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+    /// User the process runs as.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Working directory in the container.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    /// Host name in the container.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// Fixed container name (allowed for one replica only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_name: Option<String>,
+    /// Secrets mounted under /run/secrets.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<FileRef>,
+    /// Configs mounted into the container.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub configs: Vec<FileRef>,
+    /// Profiles the service belongs to.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub profiles: Vec<String>,
+    /// Engine options carried as they are written: `cap_add`, `privileged`, `init`, ...
+    /// (see [`crate::ENGINE_KEYS`] for those the runtime applies).
+    #[serde(flatten)]
+    pub other: IndexMap<String, serde_json::Value>,
+    /// The service's `x-shoal` settings.
+    #[serde(rename = "x-shoal", skip_serializing_if = "Option::is_none")]
+    pub x_shoal: Option<serde_json::Value>,
+}
+
+/// `build:`.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Build {
+    /// The build context, an absolute path (or a URL).
+    pub context: String,
+    /// The Dockerfile, relative to the context.
+    pub dockerfile: String,
+    /// Build arguments.
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub args: IndexMap<String, String>,
+    /// Stage to build.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Labels on the image.
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub labels: IndexMap<String, String>,
+    /// Other build keys, as written.
+    #[serde(flatten)]
+    pub other: IndexMap<String, serde_json::Value>,
+}
+
+/// A published port.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Port {
+    /// Port inside the container.
+    pub target: u16,
+    /// Host port, or range `a-b`; `None` lets the system choose.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub published: Option<String>,
+    /// Host address to listen on; empty for every address.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub host_ip: String,
+    /// `tcp` or `udp`.
+    pub protocol: String,
+    /// `ingress` or `host`.
+    pub mode: String,
+}
+
+impl Port {
+    /// The single host port this entry publishes, when it names exactly one.
+    pub fn published_port(&self) -> Option<u16> {
+        self.published.as_deref()?.parse().ok()
+    }
+
+    /// The range of host ports this entry claims.
+    pub fn published_range(&self) -> Option<(u16, u16)> {
+        let p = self.published.as_deref()?;
+        match p.split_once('-') {
+            Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
+            None => p.parse().ok().map(|n| (n, n)),
+        }
+    }
+}
+
+/// A service's membership of a network.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ServiceNetwork {
+    /// Extra names for the service on this network.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// Fixed IPv4 address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv4_address: Option<String>,
+}
+
+/// What a mount is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MountKind {
+    /// A named (or anonymous) volume.
+    Volume,
+    /// A host path.
+    Bind,
+    /// A tmpfs.
+    Tmpfs,
+}
+
+/// One entry of `volumes:` in a service.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Mount {
+    /// Volume, bind or tmpfs.
+    #[serde(rename = "type")]
+    pub kind: MountKind,
+    /// Volume name (the key under top-level `volumes`) or absolute host path; `None`
+    /// for anonymous volumes and tmpfs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Path in the container.
+    pub target: String,
+    /// Mounted read-only.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
+}
+
+/// One entry of `depends_on`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Dependency {
+    /// When the dependency counts as ready.
+    pub condition: Condition,
+    /// Restart this service when the dependency is restarted.
+    pub restart: bool,
+    /// When false, a missing dependency is only a warning.
+    pub required: bool,
+}
+
+/// `depends_on.<svc>.condition`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    /// The dependency's containers are running.
+    ServiceStarted,
+    /// The dependency's containers are healthy.
+    ServiceHealthy,
+    /// The dependency ran to completion with exit code 0.
+    ServiceCompletedSuccessfully,
+}
+
+/// `healthcheck:`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Healthcheck {
+    /// `["CMD", ...]`, `["CMD-SHELL", "..."]` or `["NONE"]`.
+    pub test: Vec<String>,
+    /// Time between checks.
+    #[serde(
+        serialize_with = "ser_opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub interval: Option<Duration>,
+    /// Time one check may take.
+    #[serde(
+        serialize_with = "ser_opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub timeout: Option<Duration>,
+    /// Consecutive failures that make the container unhealthy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    /// Grace period at start during which failures do not count.
+    #[serde(
+        serialize_with = "ser_opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub start_period: Option<Duration>,
+    /// Time between checks during the start period.
+    #[serde(
+        serialize_with = "ser_opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub start_interval: Option<Duration>,
+}
+
+impl Healthcheck {
+    /// True when the check is switched off (`disable: true` or `test: ["NONE"]`).
+    pub fn disabled(&self) -> bool {
+        self.test.first().map(String::as_str) == Some("NONE")
+    }
+}
+
+/// `restart:`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Restart {
+    /// Never restart.
+    No,
+    /// Always restart.
+    Always,
+    /// Restart on a non-zero exit, at most this many times when set.
+    OnFailure(Option<u32>),
+    /// Restart unless stopped by the user.
+    UnlessStopped,
+}
+
+impl Serialize for Restart {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Restart::No => s.serialize_str("no"),
+            Restart::Always => s.serialize_str("always"),
+            Restart::OnFailure(None) => s.serialize_str("on-failure"),
+            Restart::OnFailure(Some(n)) => s.serialize_str(&format!("on-failure:{n}")),
+            Restart::UnlessStopped => s.serialize_str("unless-stopped"),
+        }
+    }
+}
+
+/// `deploy:`.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Deploy {
+    /// Replicas to run (`deploy.replicas` or `scale`), 1 when unset.
+    pub replicas: u32,
+    /// Resource limits.
+    #[serde(skip_serializing_if = "Resources::is_empty")]
+    pub resources: Resources,
+    /// `deploy.restart_policy`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart_policy: Option<RestartPolicy>,
+    /// `deploy.update_config`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub update_config: Option<UpdateConfig>,
+    /// `deploy.rollback_config`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback_config: Option<UpdateConfig>,
+    /// Other deploy keys (`mode`, `placement`, `labels`, ...), as written.
+    #[serde(flatten)]
+    pub other: IndexMap<String, serde_json::Value>,
+}
+
+/// `deploy.resources`.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Resources {
+    /// Hard limits.
+    #[serde(skip_serializing_if = "Limits::is_empty")]
+    pub limits: Limits,
+    /// Reservations.
+    #[serde(skip_serializing_if = "Limits::is_empty")]
+    pub reservations: Limits,
+}
+
+impl Resources {
+    fn is_empty(&self) -> bool {
+        self.limits.is_empty() && self.reservations.is_empty()
+    }
+}
+
+/// CPU, memory and process limits.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Limits {
+    /// CPUs, fractional.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<f64>,
+    /// Memory in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<u64>,
+    /// Maximum number of processes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pids: Option<i64>,
+}
+
+impl Limits {
+    fn is_empty(&self) -> bool {
+        *self == Limits::default()
+    }
+}
+
+/// `deploy.restart_policy`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RestartPolicy {
+    /// `none`, `on-failure` or `any`.
+    pub condition: String,
+    /// Wait between restarts.
+    #[serde(
+        serialize_with = "ser_opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub delay: Option<Duration>,
+    /// Give up after this many attempts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    /// Window in which a restart is judged successful.
+    #[serde(
+        serialize_with = "ser_opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub window: Option<Duration>,
+}
+
+/// `deploy.update_config` and `deploy.rollback_config`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct UpdateConfig {
+    /// Replicas replaced at once.
+    pub parallelism: u32,
+    /// Wait between batches.
+    #[serde(
+        serialize_with = "ser_opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub delay: Option<Duration>,
+    /// `continue`, `rollback` or `pause`.
+    pub failure_action: String,
+    /// How long to watch a new replica for failure.
+    #[serde(
+        serialize_with = "ser_opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub monitor: Option<Duration>,
+    /// Failure ratio tolerated during the update.
+    pub max_failure_ratio: f64,
+    /// `stop-first` or `start-first`.
+    pub order: String,
+}
+
+/// A service's use of a secret or config.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FileRef {
+    /// Name under top-level `secrets`/`configs`.
+    pub source: String,
+    /// Path in the container (absolute).
+    pub target: String,
+}
+
+/// A top-level network.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Network {
+    /// Engine-side name (`<project>_<key>` unless `name:` or external).
+    pub name: String,
+    /// Managed outside the project: used, never created or removed.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub external: bool,
+    /// Driver, `bridge` when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    /// No outside access.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub internal: bool,
+    /// Labels.
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub labels: IndexMap<String, String>,
+    /// Other keys (`ipam`, `driver_opts`, ...), as written.
+    #[serde(flatten)]
+    pub other: IndexMap<String, serde_json::Value>,
+}
+
+/// A top-level volume.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Volume {
+    /// Engine-side name (`<project>_<key>` unless `name:` or external).
+    pub name: String,
+    /// Managed outside the project: used, never created or removed.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub external: bool,
+    /// Driver, `local` when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    /// Driver options.
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub driver_opts: IndexMap<String, String>,
+    /// Labels.
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub labels: IndexMap<String, String>,
+}
+
+/// A top-level secret or config.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct FileObject {
+    /// Name.
+    pub name: String,
+    /// Absolute path of the file holding it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// Content given inline (configs only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// Environment variable holding it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// Managed outside the project.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub external: bool,
+}
+
+/// Writes a duration the way Compose files write them: `1m30s`, `500ms`, `0s`.
+pub fn format_duration(d: Duration) -> String {
+    let mut ms = d.as_millis();
+    if ms == 0 {
+        return if d.is_zero() {
+            "0s".into()
+        } else {
+            format!("{}us", d.as_micros())
+        };
+    }
+    let mut out = String::new();
+    for (unit, size) in [("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
+        if ms >= size {
+            out.push_str(&format!("{}{unit}", ms / size));
+            ms %= size;
+        }
+    }
+    out
+}
+
+fn ser_opt_duration<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_str(&format_duration(*d)),
+        None => s.serialize_none(),
+    }
+}

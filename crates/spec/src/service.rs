@@ -1,0 +1,940 @@
+//! Typing one service.
+
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+
+use crate::convert::{join, Cx};
+use crate::dotenv;
+use crate::error::SpecError;
+use crate::model::*;
+use crate::syntax;
+use crate::yaml::{Key, Node, Value};
+
+/// Every key the Compose Specification allows on a service.
+pub const SERVICE_KEYS: &[&str] = &[
+    "annotations",
+    "attach",
+    "blkio_config",
+    "build",
+    "cap_add",
+    "cap_drop",
+    "cgroup",
+    "cgroup_parent",
+    "command",
+    "configs",
+    "container_name",
+    "cpu_count",
+    "cpu_percent",
+    "cpu_period",
+    "cpu_quota",
+    "cpu_rt_period",
+    "cpu_rt_runtime",
+    "cpu_shares",
+    "cpus",
+    "cpuset",
+    "credential_spec",
+    "depends_on",
+    "deploy",
+    "develop",
+    "device_cgroup_rules",
+    "devices",
+    "dns",
+    "dns_opt",
+    "dns_search",
+    "domainname",
+    "entrypoint",
+    "env_file",
+    "environment",
+    "expose",
+    "extends",
+    "external_links",
+    "extra_hosts",
+    "gpus",
+    "group_add",
+    "healthcheck",
+    "hostname",
+    "image",
+    "init",
+    "ipc",
+    "isolation",
+    "label_file",
+    "labels",
+    "links",
+    "logging",
+    "mac_address",
+    "mem_limit",
+    "mem_reservation",
+    "mem_swappiness",
+    "memswap_limit",
+    "models",
+    "network_mode",
+    "networks",
+    "oom_kill_disable",
+    "oom_score_adj",
+    "pid",
+    "pids_limit",
+    "platform",
+    "ports",
+    "post_start",
+    "pre_stop",
+    "privileged",
+    "profiles",
+    "provider",
+    "pull_policy",
+    "pull_refresh_after",
+    "read_only",
+    "restart",
+    "runtime",
+    "scale",
+    "secrets",
+    "security_opt",
+    "shm_size",
+    "stdin_open",
+    "stop_grace_period",
+    "stop_signal",
+    "storage_opt",
+    "sysctls",
+    "tmpfs",
+    "tty",
+    "ulimits",
+    "use_api_socket",
+    "user",
+    "userns_mode",
+    "uts",
+    "volumes",
+    "volumes_from",
+    "working_dir",
+];
+
+const BUILD_KEYS: &[&str] = &[
+    "additional_contexts",
+    "args",
+    "cache_from",
+    "cache_to",
+    "context",
+    "dockerfile",
+    "dockerfile_inline",
+    "entitlements",
+    "extra_hosts",
+    "isolation",
+    "labels",
+    "network",
+    "no_cache",
+    "platforms",
+    "privileged",
+    "provenance",
+    "pull",
+    "sbom",
+    "secrets",
+    "shm_size",
+    "ssh",
+    "tags",
+    "target",
+    "ulimits",
+];
+
+const HEALTHCHECK_KEYS: &[&str] = &[
+    "disable",
+    "interval",
+    "retries",
+    "start_interval",
+    "start_period",
+    "test",
+    "timeout",
+];
+
+const DEPLOY_KEYS: &[&str] = &[
+    "endpoint_mode",
+    "labels",
+    "mode",
+    "placement",
+    "replicas",
+    "resources",
+    "restart_policy",
+    "rollback_config",
+    "update_config",
+];
+
+const UPDATE_KEYS: &[&str] = &[
+    "parallelism",
+    "delay",
+    "failure_action",
+    "monitor",
+    "max_failure_ratio",
+    "order",
+];
+
+impl Cx<'_> {
+    /// Types the service `name`; `None` when it has errors (already recorded).
+    pub fn service(
+        &mut self,
+        key: &Key,
+        node: &Node,
+        vars: &dyn Fn(&str) -> Option<String>,
+    ) -> Option<Service> {
+        let name = key.name.as_str();
+        let path = join("services", name);
+        let before = self.errors.len();
+        let fields = self.fields(node, &path, SERVICE_KEYS)?;
+        let mut svc = Service {
+            name: name.to_string(),
+            deploy: Deploy {
+                replicas: 1,
+                ..Deploy::default()
+            },
+            ..Service::default()
+        };
+        let mut image = None;
+        let mut env_files = Vec::new();
+        let mut environment = IndexMap::new();
+        let mut scale = None;
+        for (k, v) in fields {
+            let p = join(&path, &k.name);
+            let p = p.as_str();
+            match k.name.as_str() {
+                "image" => image = self.string(v, p),
+                "build" => svc.build = self.build(v, p),
+                "command" => svc.command = self.command(v, p),
+                "entrypoint" => svc.entrypoint = self.command(v, p),
+                "environment" => environment = self.dict(v, p),
+                "env_file" => env_files = self.env_files(v, p),
+                "ports" => svc.ports = self.ports(v, p),
+                "expose" => {
+                    svc.expose = match v.as_seq() {
+                        Some(items) => items
+                            .iter()
+                            .enumerate()
+                            .filter_map(|(i, n)| self.string(n, &format!("{p}[{i}]")))
+                            .collect(),
+                        None => {
+                            self.error(v, p, "expected a sequence of ports");
+                            Vec::new()
+                        }
+                    }
+                }
+                "networks" => svc.networks = self.service_networks(v, p),
+                "network_mode" => svc.network_mode = self.string(v, p),
+                "volumes" => svc.volumes = self.mounts(v, p),
+                "depends_on" => svc.depends_on = self.depends_on(v, p),
+                "healthcheck" => svc.healthcheck = self.healthcheck(v, p),
+                "restart" => svc.restart = self.restart(v, p),
+                "deploy" => self.deploy(v, p, &mut svc.deploy),
+                "scale" => scale = self.int(v, p, 0, 10_000).map(|n| n as u32),
+                "labels" => svc.labels = self.labels(v, p),
+                "stop_grace_period" => svc.stop_grace_period = self.duration(v, p),
+                "stop_signal" => svc.stop_signal = self.string(v, p),
+                "user" => svc.user = self.string(v, p),
+                "working_dir" => svc.working_dir = self.string(v, p),
+                "hostname" => svc.hostname = self.string(v, p),
+                "container_name" => svc.container_name = self.string(v, p),
+                "secrets" => svc.secrets = self.file_refs(v, p, "/run/secrets/"),
+                "configs" => svc.configs = self.file_refs(v, p, "/"),
+                "profiles" => svc.profiles = self.strings(v, p),
+                "x-shoal" => svc.x_shoal = Some(v.to_json()),
+                "extends" => {} // resolved before typing
+                key if key.starts_with("x-") => {}
+                key => {
+                    svc.other.insert(key.to_string(), v.to_json());
+                }
+            }
+        }
+        if let Some(n) = scale {
+            svc.deploy.replicas = n;
+        }
+        svc.image = match (image, &svc.build) {
+            (Some(image), _) => image,
+            (None, Some(_)) => format!("{}-{name}", self.project),
+            (None, None) => {
+                self.errors.push(
+                    SpecError::new(
+                        key.mark.clone(),
+                        &path,
+                        format!("service `{name}` has neither `image` nor `build`"),
+                    )
+                    .hint("add `image: <name>` to run an image, or `build: <dir>` to build one"),
+                );
+                String::new()
+            }
+        };
+        // env_file entries first, `environment` wins; unset names pass through from
+        // the environment shoal runs in.
+        for (file_node, file, required) in env_files {
+            let text = match std::fs::read_to_string(&file) {
+                Ok(t) => t,
+                Err(_) if !required => continue,
+                Err(e) => {
+                    self.error_hint(
+                        &file_node,
+                        &join(&path, "env_file"),
+                        format!("cannot read env file {file}: {e}"),
+                        "create it, or mark it `required: false`",
+                    );
+                    continue;
+                }
+            };
+            match dotenv::parse(&Arc::from(file.as_str()), &text, vars) {
+                Ok(vars) => svc
+                    .environment
+                    .extend(vars.into_iter().map(|(k, v)| (k, Some(v)))),
+                Err(e) => self.errors.push(e),
+            }
+        }
+        for (k, v) in environment {
+            let v = v.or_else(|| vars(&k));
+            svc.environment.insert(k, v);
+        }
+        if svc.network_mode.is_none() && svc.networks.is_empty() {
+            svc.networks
+                .insert("default".into(), ServiceNetwork::default());
+        }
+        (self.errors.len() == before).then_some(svc)
+    }
+
+    fn build(&mut self, node: &Node, path: &str) -> Option<Build> {
+        if let Some(context) = node.as_str() {
+            return Some(Build {
+                context: self.context(context),
+                dockerfile: "Dockerfile".into(),
+                ..Build::default()
+            });
+        }
+        let fields = self.fields(node, path, BUILD_KEYS)?;
+        let mut build = Build {
+            context: self.context("."),
+            dockerfile: "Dockerfile".into(),
+            ..Build::default()
+        };
+        for (k, v) in fields {
+            let p = join(path, &k.name);
+            match k.name.as_str() {
+                "context" => {
+                    if let Some(c) = self.string(v, &p) {
+                        build.context = self.context(&c);
+                    }
+                }
+                "dockerfile" => build.dockerfile = self.string(v, &p).unwrap_or_default(),
+                "args" => {
+                    build.args = self
+                        .dict(v, &p)
+                        .into_iter()
+                        .filter_map(|(k, v)| Some((k, v?)))
+                        .collect()
+                }
+                "target" => build.target = self.string(v, &p),
+                "labels" => build.labels = self.labels(v, &p),
+                key if key.starts_with("x-") => {}
+                key => {
+                    build.other.insert(key.to_string(), v.to_json());
+                }
+            }
+        }
+        Some(build)
+    }
+
+    fn context(&self, c: &str) -> String {
+        if c.contains("://") || c.starts_with("git@") {
+            c.to_string()
+        } else {
+            syntax::host_path(c, self.dir)
+        }
+    }
+
+    /// `env_file`: (node, absolute path, required) for each entry.
+    fn env_files(&mut self, node: &Node, path: &str) -> Vec<(Node, String, bool)> {
+        let items: Vec<Node> = match &node.value {
+            Value::Seq(items) => items.clone(),
+            _ => vec![node.clone()],
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let p = format!("{path}[{i}]");
+            if item.as_map().is_some() {
+                let Some(fields) = self.fields(item, &p, &["path", "required", "format"]) else {
+                    continue;
+                };
+                let mut file = None;
+                let mut required = true;
+                for (k, v) in fields {
+                    match k.name.as_str() {
+                        "path" => file = self.string(v, &join(&p, "path")),
+                        "required" => {
+                            required = self.bool(v, &join(&p, "required")).unwrap_or(true)
+                        }
+                        _ => {}
+                    }
+                }
+                match file {
+                    Some(f) => out.push((item.clone(), syntax::host_path(&f, self.dir), required)),
+                    None => self.error(item, &p, "an env_file entry needs `path`"),
+                }
+            } else if let Some(f) = self.string(item, &p) {
+                out.push((item.clone(), syntax::host_path(&f, self.dir), true));
+            }
+        }
+        out
+    }
+
+    fn ports(&mut self, node: &Node, path: &str) -> Vec<Port> {
+        let Some(items) = node.as_seq() else {
+            self.error_hint(
+                node,
+                path,
+                format!("expected a sequence of ports, found {}", node.kind()),
+                "write ports as a list: ports: [\"8080:80\"]",
+            );
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let p = format!("{path}[{i}]");
+            if item.as_map().is_some() {
+                let Some(fields) = self.fields(
+                    item,
+                    &p,
+                    &[
+                        "target",
+                        "published",
+                        "host_ip",
+                        "protocol",
+                        "mode",
+                        "name",
+                        "app_protocol",
+                    ],
+                ) else {
+                    continue;
+                };
+                let mut port = Port {
+                    target: 0,
+                    published: None,
+                    host_ip: String::new(),
+                    protocol: "tcp".into(),
+                    mode: "ingress".into(),
+                };
+                for (k, v) in fields {
+                    let kp = join(&p, &k.name);
+                    match k.name.as_str() {
+                        "target" => port.target = self.int(v, &kp, 1, 65535).unwrap_or(0) as u16,
+                        "published" => port.published = self.string(v, &kp),
+                        "host_ip" => port.host_ip = self.string(v, &kp).unwrap_or_default(),
+                        "protocol" => port.protocol = self.string(v, &kp).unwrap_or_default(),
+                        "mode" => port.mode = self.string(v, &kp).unwrap_or_default(),
+                        _ => {}
+                    }
+                }
+                if port.target == 0 {
+                    self.error(item, &p, "a port needs `target`, the port in the container");
+                } else if port.published.is_some() && port.published_range().is_none() {
+                    self.error_hint(
+                        item,
+                        &p,
+                        format!(
+                            "`published: {}` is not a port or range",
+                            port.published.unwrap_or_default()
+                        ),
+                        "published is a port (8080) or a range (8080-8090)",
+                    );
+                } else {
+                    out.push(port);
+                }
+            } else if let Some(text) = self.string(item, &p) {
+                match syntax::short_port(&text) {
+                    Ok(ports) => out.extend(ports),
+                    Err(e) => self.error_hint(
+                        item,
+                        &p,
+                        e,
+                        "ports look like \"8080:80\", \"127.0.0.1:8080:80/tcp\" or \"3000\"",
+                    ),
+                }
+            }
+        }
+        out
+    }
+
+    fn service_networks(&mut self, node: &Node, path: &str) -> IndexMap<String, ServiceNetwork> {
+        let mut out = IndexMap::new();
+        match &node.value {
+            Value::Seq(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if let Some(n) = self.string(item, &format!("{path}[{i}]")) {
+                        out.insert(n, ServiceNetwork::default());
+                    }
+                }
+            }
+            Value::Map(entries) => {
+                for (k, v) in entries {
+                    let p = join(path, &k.name);
+                    let mut net = ServiceNetwork::default();
+                    let Some(fields) = self.fields(
+                        v,
+                        &p,
+                        &[
+                            "aliases",
+                            "ipv4_address",
+                            "ipv6_address",
+                            "link_local_ips",
+                            "mac_address",
+                            "driver_opts",
+                            "priority",
+                            "gw_priority",
+                            "interface_name",
+                        ],
+                    ) else {
+                        continue;
+                    };
+                    for (fk, fv) in fields {
+                        match fk.name.as_str() {
+                            "aliases" => net.aliases = self.strings(fv, &join(&p, "aliases")),
+                            "ipv4_address" => {
+                                net.ipv4_address = self.string(fv, &join(&p, "ipv4_address"))
+                            }
+                            _ => {}
+                        }
+                    }
+                    out.insert(k.name.clone(), net);
+                }
+            }
+            _ => self.error(
+                node,
+                path,
+                format!(
+                    "expected a list or mapping of networks, found {}",
+                    node.kind()
+                ),
+            ),
+        }
+        out
+    }
+
+    fn mounts(&mut self, node: &Node, path: &str) -> Vec<Mount> {
+        let Some(items) = node.as_seq() else {
+            self.error(
+                node,
+                path,
+                format!("expected a sequence of volumes, found {}", node.kind()),
+            );
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let p = format!("{path}[{i}]");
+            if item.as_map().is_none() {
+                if let Some(text) = self.string(item, &p) {
+                    match syntax::short_volume(&text, self.dir) {
+                        Ok(m) => out.push(m),
+                        Err(e) => self.error_hint(
+                            item,
+                            &p,
+                            e,
+                            "volumes look like `name:/path`, `./dir:/path:ro` or `/path`",
+                        ),
+                    }
+                }
+                continue;
+            }
+            let Some(fields) = self.fields(
+                item,
+                &p,
+                &[
+                    "type",
+                    "source",
+                    "target",
+                    "read_only",
+                    "consistency",
+                    "bind",
+                    "volume",
+                    "tmpfs",
+                    "image",
+                ],
+            ) else {
+                continue;
+            };
+            let mut kind = None;
+            let mut source = None;
+            let mut target = None;
+            let mut read_only = false;
+            for (k, v) in fields {
+                let kp = join(&p, &k.name);
+                match k.name.as_str() {
+                    "type" => {
+                        kind = match self.string(v, &kp).as_deref() {
+                            Some("volume") => Some(MountKind::Volume),
+                            Some("bind") => Some(MountKind::Bind),
+                            Some("tmpfs") => Some(MountKind::Tmpfs),
+                            Some(other) => {
+                                self.error_hint(
+                                    v,
+                                    &kp,
+                                    format!("unsupported mount type `{other}`"),
+                                    "use volume, bind or tmpfs",
+                                );
+                                None
+                            }
+                            None => None,
+                        }
+                    }
+                    "source" => source = self.string(v, &kp),
+                    "target" => target = self.string(v, &kp),
+                    "read_only" => read_only = self.bool(v, &kp).unwrap_or(false),
+                    _ => {}
+                }
+            }
+            let Some(kind) = kind else {
+                self.error_hint(
+                    item,
+                    &p,
+                    "a volume entry needs `type`",
+                    "type: volume, bind or tmpfs",
+                );
+                continue;
+            };
+            let Some(target) = target else {
+                self.error(
+                    item,
+                    &p,
+                    "a volume entry needs `target`, the path in the container",
+                );
+                continue;
+            };
+            let source = match kind {
+                MountKind::Bind => match source {
+                    Some(s) => Some(syntax::host_path(&s, self.dir)),
+                    None => {
+                        self.error(item, &p, "a bind mount needs `source`, the host path");
+                        continue;
+                    }
+                },
+                MountKind::Volume => source,
+                MountKind::Tmpfs => None,
+            };
+            out.push(Mount {
+                kind,
+                source,
+                target,
+                read_only,
+            });
+        }
+        out
+    }
+
+    fn depends_on(&mut self, node: &Node, path: &str) -> IndexMap<String, Dependency> {
+        let mut out = IndexMap::new();
+        let started = Dependency {
+            condition: Condition::ServiceStarted,
+            restart: false,
+            required: true,
+        };
+        match &node.value {
+            Value::Seq(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if let Some(name) = self.string(item, &format!("{path}[{i}]")) {
+                        out.insert(name, started.clone());
+                    }
+                }
+            }
+            Value::Map(entries) => {
+                for (k, v) in entries {
+                    let p = join(path, &k.name);
+                    let Some(fields) = self.fields(v, &p, &["condition", "restart", "required"])
+                    else {
+                        continue;
+                    };
+                    let mut dep = started.clone();
+                    for (fk, fv) in fields {
+                        let fp = join(&p, &fk.name);
+                        match fk.name.as_str() {
+                            "condition" => {
+                                dep.condition = match self.string(fv, &fp).as_deref() {
+                                    Some("service_started") => Condition::ServiceStarted,
+                                    Some("service_healthy") => Condition::ServiceHealthy,
+                                    Some("service_completed_successfully") => {
+                                        Condition::ServiceCompletedSuccessfully
+                                    }
+                                    Some(other) => {
+                                        self.error_hint(fv, &fp, format!("unknown condition `{other}`"), "use service_started, service_healthy or service_completed_successfully");
+                                        continue;
+                                    }
+                                    None => continue,
+                                }
+                            }
+                            "restart" => dep.restart = self.bool(fv, &fp).unwrap_or(false),
+                            "required" => dep.required = self.bool(fv, &fp).unwrap_or(true),
+                            _ => {}
+                        }
+                    }
+                    out.insert(k.name.clone(), dep);
+                }
+            }
+            _ => self.error(
+                node,
+                path,
+                format!(
+                    "expected a list or mapping of services, found {}",
+                    node.kind()
+                ),
+            ),
+        }
+        out
+    }
+
+    fn healthcheck(&mut self, node: &Node, path: &str) -> Option<Healthcheck> {
+        let fields = self.fields(node, path, HEALTHCHECK_KEYS)?;
+        let mut hc = Healthcheck {
+            test: Vec::new(),
+            interval: None,
+            timeout: None,
+            retries: None,
+            start_period: None,
+            start_interval: None,
+        };
+        let mut disable = false;
+        for (k, v) in fields {
+            let p = join(path, &k.name);
+            match k.name.as_str() {
+                "test" => {
+                    hc.test = if v.as_seq().is_some() {
+                        let test = self.strings(v, &p);
+                        if !matches!(
+                            test.first().map(String::as_str),
+                            Some("CMD" | "CMD-SHELL" | "NONE")
+                        ) {
+                            self.error_hint(
+                                v,
+                                &p,
+                                "a healthcheck test list must start with CMD, CMD-SHELL or NONE",
+                                "e.g. [\"CMD\", \"curl\", \"-f\", \"http://localhost\"]",
+                            );
+                        }
+                        test
+                    } else {
+                        self.string(v, &p)
+                            .map(|s| vec!["CMD-SHELL".to_string(), s])
+                            .unwrap_or_default()
+                    }
+                }
+                "interval" => hc.interval = self.duration(v, &p),
+                "timeout" => hc.timeout = self.duration(v, &p),
+                "start_period" => hc.start_period = self.duration(v, &p),
+                "start_interval" => hc.start_interval = self.duration(v, &p),
+                "retries" => hc.retries = self.int(v, &p, 0, i64::from(u32::MAX)).map(|n| n as u32),
+                "disable" => disable = self.bool(v, &p).unwrap_or(false),
+                _ => {}
+            }
+        }
+        if disable {
+            hc.test = vec!["NONE".into()];
+        }
+        Some(hc)
+    }
+
+    fn restart(&mut self, node: &Node, path: &str) -> Option<Restart> {
+        let text = self.string(node, path)?;
+        Some(match text.as_str() {
+            "no" | "false" => Restart::No,
+            "always" => Restart::Always,
+            "on-failure" => Restart::OnFailure(None),
+            "unless-stopped" => Restart::UnlessStopped,
+            other => match other.strip_prefix("on-failure:").map(str::parse::<u32>) {
+                Some(Ok(n)) => Restart::OnFailure(Some(n)),
+                _ => {
+                    self.error_hint(
+                        node,
+                        path,
+                        format!("unknown restart policy `{other}`"),
+                        "use no, always, on-failure[:N] or unless-stopped",
+                    );
+                    return None;
+                }
+            },
+        })
+    }
+
+    fn deploy(&mut self, node: &Node, path: &str, deploy: &mut Deploy) {
+        let Some(fields) = self.fields(node, path, DEPLOY_KEYS) else {
+            return;
+        };
+        for (k, v) in fields {
+            let p = join(path, &k.name);
+            match k.name.as_str() {
+                "replicas" => {
+                    if let Some(n) = self.int(v, &p, 0, 10_000) {
+                        deploy.replicas = n as u32;
+                    }
+                }
+                "resources" => {
+                    let Some(res) = self.fields(v, &p, &["limits", "reservations"]) else {
+                        continue;
+                    };
+                    for (rk, rv) in res {
+                        let limits = self.limits(rv, &join(&p, &rk.name));
+                        match rk.name.as_str() {
+                            "limits" => deploy.resources.limits = limits,
+                            "reservations" => deploy.resources.reservations = limits,
+                            _ => {}
+                        }
+                    }
+                }
+                "restart_policy" => {
+                    let Some(rp) =
+                        self.fields(v, &p, &["condition", "delay", "max_attempts", "window"])
+                    else {
+                        continue;
+                    };
+                    let mut policy = RestartPolicy {
+                        condition: "any".into(),
+                        delay: None,
+                        max_attempts: None,
+                        window: None,
+                    };
+                    for (rk, rv) in rp {
+                        let rp = join(&p, &rk.name);
+                        match rk.name.as_str() {
+                            "condition" => match self.string(rv, &rp).as_deref() {
+                                Some(c @ ("none" | "on-failure" | "any")) => {
+                                    policy.condition = c.into()
+                                }
+                                Some(other) => self.error_hint(
+                                    rv,
+                                    &rp,
+                                    format!("unknown condition `{other}`"),
+                                    "use none, on-failure or any",
+                                ),
+                                None => {}
+                            },
+                            "delay" => policy.delay = self.duration(rv, &rp),
+                            "window" => policy.window = self.duration(rv, &rp),
+                            "max_attempts" => {
+                                policy.max_attempts =
+                                    self.int(rv, &rp, 0, i64::from(u32::MAX)).map(|n| n as u32)
+                            }
+                            _ => {}
+                        }
+                    }
+                    deploy.restart_policy = Some(policy);
+                }
+                "update_config" => deploy.update_config = self.update_config(v, &p),
+                "rollback_config" => deploy.rollback_config = self.update_config(v, &p),
+                key if key.starts_with("x-") => {}
+                key => {
+                    deploy.other.insert(key.to_string(), v.to_json());
+                }
+            }
+        }
+        if deploy.other.get("mode").and_then(|m| m.as_str()) == Some("global") {
+            deploy.replicas = 1;
+        }
+    }
+
+    fn limits(&mut self, node: &Node, path: &str) -> Limits {
+        let mut limits = Limits::default();
+        let Some(fields) = self.fields(
+            node,
+            path,
+            &["cpus", "memory", "pids", "devices", "generic_resources"],
+        ) else {
+            return limits;
+        };
+        for (k, v) in fields {
+            let p = join(path, &k.name);
+            match k.name.as_str() {
+                "cpus" => limits.cpus = self.float(v, &p),
+                "memory" => limits.memory = self.bytes(v, &p),
+                "pids" => limits.pids = self.int(v, &p, -1, i64::MAX),
+                _ => {}
+            }
+        }
+        limits
+    }
+
+    fn update_config(&mut self, node: &Node, path: &str) -> Option<UpdateConfig> {
+        let fields = self.fields(node, path, UPDATE_KEYS)?;
+        let mut uc = UpdateConfig {
+            parallelism: 1,
+            delay: None,
+            failure_action: "pause".into(),
+            monitor: None,
+            max_failure_ratio: 0.0,
+            order: "stop-first".into(),
+        };
+        for (k, v) in fields {
+            let p = join(path, &k.name);
+            match k.name.as_str() {
+                "parallelism" => uc.parallelism = self.int(v, &p, 0, 10_000).unwrap_or(1) as u32,
+                "delay" => uc.delay = self.duration(v, &p),
+                "monitor" => uc.monitor = self.duration(v, &p),
+                "max_failure_ratio" => uc.max_failure_ratio = self.float(v, &p).unwrap_or(0.0),
+                "failure_action" => match self.string(v, &p).as_deref() {
+                    Some(a @ ("continue" | "rollback" | "pause")) => uc.failure_action = a.into(),
+                    Some(other) => self.error_hint(
+                        v,
+                        &p,
+                        format!("unknown failure_action `{other}`"),
+                        "use continue, rollback or pause",
+                    ),
+                    None => {}
+                },
+                "order" => match self.string(v, &p).as_deref() {
+                    Some(o @ ("stop-first" | "start-first")) => uc.order = o.into(),
+                    Some(other) => self.error_hint(
+                        v,
+                        &p,
+                        format!("unknown order `{other}`"),
+                        "use stop-first or start-first",
+                    ),
+                    None => {}
+                },
+                _ => {}
+            }
+        }
+        Some(uc)
+    }
+
+    fn file_refs(&mut self, node: &Node, path: &str, base: &str) -> Vec<FileRef> {
+        let Some(items) = node.as_seq() else {
+            self.error(
+                node,
+                path,
+                format!("expected a sequence, found {}", node.kind()),
+            );
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let p = format!("{path}[{i}]");
+            let (source, target) = if item.as_map().is_some() {
+                let Some(fields) =
+                    self.fields(item, &p, &["source", "target", "uid", "gid", "mode"])
+                else {
+                    continue;
+                };
+                let mut source = None;
+                let mut target = None;
+                for (k, v) in fields {
+                    match k.name.as_str() {
+                        "source" => source = self.string(v, &join(&p, "source")),
+                        "target" => target = self.string(v, &join(&p, "target")),
+                        _ => {}
+                    }
+                }
+                let Some(source) = source else {
+                    self.error(item, &p, "needs `source`");
+                    continue;
+                };
+                (source, target)
+            } else {
+                let Some(source) = self.string(item, &p) else {
+                    continue;
+                };
+                (source, None)
+            };
+            let target = match target {
+                Some(t) if t.starts_with('/') => t,
+                Some(t) => format!("{base}{t}"),
+                None => format!("{base}{source}"),
+            };
+            out.push(FileRef { source, target });
+        }
+        out
+    }
+}

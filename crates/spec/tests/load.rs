@@ -1,0 +1,370 @@
+//! The loader against small files written for each case: exact positions and
+//! messages for mistakes, and Compose's semantics for the rest.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use shoal_spec::{load, Condition, LoadError, Loaded, MountKind, Options, Restart, SpecError};
+
+fn write(dir: &Path, files: &[(&str, &str)]) {
+    for (name, text) in files {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+}
+
+fn opts(dir: &Path) -> Options {
+    Options {
+        working_dir: dir.to_path_buf(),
+        environ: HashMap::new(),
+        ..Options::default()
+    }
+}
+
+fn ok(files: &[(&str, &str)]) -> Loaded {
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), files);
+    load(&opts(tmp.path())).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn errors(files: &[(&str, &str)]) -> Vec<SpecError> {
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), files);
+    match load(&opts(tmp.path())) {
+        Err(LoadError::Invalid(e)) => e,
+        Err(other) => panic!("unexpected error kind: {other}"),
+        Ok(_) => panic!("loaded, but should not have"),
+    }
+}
+
+fn one_error(text: &str) -> SpecError {
+    let mut e = errors(&[("compose.yaml", text)]);
+    assert_eq!(e.len(), 1, "{e:?}");
+    e.remove(0)
+}
+
+fn at(e: &SpecError) -> (usize, usize) {
+    (e.mark.line, e.mark.col)
+}
+
+#[test]
+fn unknown_key_points_at_it_and_suggests() {
+    let e = one_error("services:\n  web:\n    image: x\n    prots: [\"80:80\"]\n");
+    assert_eq!(e.mark.file.as_ref(), "compose.yaml");
+    assert_eq!(at(&e), (4, 5));
+    assert_eq!(e.path, "services.web");
+    assert_eq!(e.message, "unknown key `prots`");
+    assert_eq!(e.hint.as_deref(), Some("did you mean `ports`?"));
+    assert_eq!(
+        e.to_string(),
+        "compose.yaml:4:5: services.web: unknown key `prots`\n  hint: did you mean `ports`?"
+    );
+}
+
+#[test]
+fn wrong_type_says_what_was_expected() {
+    let e = one_error("services:\n  web:\n    image: x\n    ports: 8080\n");
+    assert_eq!(at(&e), (4, 12));
+    assert_eq!(e.path, "services.web.ports");
+    assert_eq!(e.message, "expected a sequence of ports, found a scalar");
+
+    let e = one_error("services:\n  web:\n    image: x\n    deploy:\n      replicas: three\n");
+    assert_eq!(at(&e), (5, 17));
+    assert_eq!(e.path, "services.web.deploy.replicas");
+    assert_eq!(e.message, "expected a whole number, found `three`");
+
+    let e = one_error(
+        "services:\n  web:\n    image: x\n    healthcheck:\n      interval: 10 seconds\n",
+    );
+    assert_eq!(at(&e), (5, 17));
+    assert!(e.message.contains("unknown unit"), "{e}");
+}
+
+#[test]
+fn bad_port_syntax() {
+    let e = one_error("services:\n  web:\n    image: x\n    ports:\n      - \"80:99999\"\n");
+    assert_eq!(at(&e), (5, 9));
+    assert_eq!(e.path, "services.web.ports[0]");
+    assert!(e.message.contains("`99999` is not a port number"), "{e}");
+}
+
+#[test]
+fn undefined_references() {
+    let e =
+        one_error("services:\n  web:\n    image: x\n    depends_on: [dbb]\n  db:\n    image: y\n");
+    assert_eq!(at(&e), (4, 18));
+    assert_eq!(e.message, "`web` depends on undefined service `dbb`");
+    assert_eq!(e.hint.as_deref(), Some("did you mean `db`?"));
+
+    let e = one_error("services:\n  web:\n    image: x\n    networks: [front]\n");
+    assert_eq!(at(&e), (4, 16));
+    assert_eq!(e.message, "service `web` uses undefined network `front`");
+
+    let e = one_error("services:\n  db:\n    image: x\n    volumes:\n      - data:/var/lib/db\n");
+    assert_eq!(at(&e), (5, 9));
+    assert_eq!(e.message, "service `db` uses undefined volume `data`");
+
+    let e = one_error("services:\n  web:\n    image: x\n    secrets: [token]\n");
+    assert_eq!(e.message, "service `web` uses undefined secret `token`");
+}
+
+#[test]
+fn depends_on_cycle() {
+    let e = one_error(
+        "services:\n  a:\n    image: x\n    depends_on: [b]\n  b:\n    image: x\n    depends_on: [a]\n",
+    );
+    assert_eq!(at(&e), (4, 17));
+    assert_eq!(e.message, "depends_on cycle: a -> b -> a");
+}
+
+#[test]
+fn container_name_with_replicas() {
+    let e = one_error("services:\n  web:\n    image: x\n    container_name: web\n    scale: 2\n");
+    assert_eq!(at(&e), (4, 21));
+    assert_eq!(e.message, "`web` has a fixed container_name but 2 replicas");
+}
+
+#[test]
+fn host_port_claimed_twice() {
+    let e = one_error(
+        "services:\n  a:\n    image: x\n    ports: [\"8080:80\"]\n  b:\n    image: x\n    ports:\n      - \"127.0.0.1:8080:81\"\n",
+    );
+    assert_eq!(at(&e), (8, 9));
+    assert_eq!(e.path, "services.b.ports");
+    assert_eq!(
+        e.message,
+        "host port 8080/tcp is claimed twice: service `a` publishes it too"
+    );
+}
+
+#[test]
+fn yaml_syntax_error_and_missing_image() {
+    let e = one_error("services:\n  web:\n    image: [x\n");
+    assert!(e.message.starts_with("invalid YAML"), "{e}");
+    let e = one_error("services:\n  web:\n    command: x\n");
+    assert_eq!(at(&e), (2, 3));
+    assert_eq!(e.message, "service `web` has neither `image` nor `build`");
+}
+
+#[test]
+fn all_errors_are_reported_in_order() {
+    let e = errors(&[(
+        "compose.yaml",
+        "services:\n  web:\n    imag: x\n  db:\n    image: y\n    restart: sometimes\n",
+    )]);
+    assert_eq!(e.len(), 3, "{e:?}");
+    assert_eq!(at(&e[0]), (2, 3)); // neither image nor build
+    assert_eq!(at(&e[1]), (3, 5)); // imag
+    assert_eq!(e[2].message, "unknown restart policy `sometimes`");
+}
+
+#[test]
+fn interpolation_from_env_file_and_shell() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(
+        tmp.path(),
+        &[
+            (".env", "PORT=8080\nTAG=from-dotenv\n"),
+            (
+                "compose.yaml",
+                "services:\n  web:\n    image: \"app:${TAG}\"\n    ports: [\"${PORT}:80\"]\n    environment:\n      GREETING: ${GREETING:-hello}\n      COST: $$5\n      EMPTY: ${NOPE}\n",
+            ),
+        ],
+    );
+    let mut o = opts(tmp.path());
+    o.environ.insert("TAG".into(), "from-shell".into());
+    let loaded = load(&o).unwrap();
+    let web = &loaded.project.services["web"];
+    assert_eq!(web.image, "app:from-shell");
+    assert_eq!(web.ports[0].published_port(), Some(8080));
+    assert_eq!(web.environment["GREETING"].as_deref(), Some("hello"));
+    assert_eq!(web.environment["COST"].as_deref(), Some("$5"));
+    assert_eq!(web.environment["EMPTY"].as_deref(), Some(""));
+    assert!(loaded.warnings.iter().any(|w| w.contains("NOPE")));
+}
+
+#[test]
+fn required_variable_error_has_position() {
+    let e = one_error("services:\n  web:\n    image: ${IMAGE:?set the image}\n");
+    assert_eq!(at(&e), (3, 12));
+    assert_eq!(
+        e.message,
+        "required variable IMAGE is missing a value: set the image"
+    );
+}
+
+#[test]
+fn override_file_and_several_files() {
+    let loaded = ok(&[
+        (
+            "compose.yaml",
+            "services:\n  web:\n    image: a\n    environment: [A=1]\n",
+        ),
+        (
+            "compose.override.yaml",
+            "services:\n  web:\n    environment: {B: '2'}\n    scale: 3\n",
+        ),
+    ]);
+    let web = &loaded.project.services["web"];
+    assert_eq!(web.environment.len(), 2);
+    assert_eq!(web.deploy.replicas, 3);
+    assert_eq!(loaded.files.len(), 2);
+}
+
+#[test]
+fn extends_same_and_other_file() {
+    let loaded = ok(&[
+        (
+            "compose.yaml",
+            "services:\n  base:\n    image: base\n    environment: {A: '1'}\n  web:\n    extends: base\n    environment: {B: '2'}\n  api:\n    extends:\n      file: common/common.yaml\n      service: tmpl\n",
+        ),
+        ("common/common.yaml", "services:\n  tmpl:\n    build: ./api\n    restart: always\n"),
+    ]);
+    let web = &loaded.project.services["web"];
+    assert_eq!(web.image, "base");
+    assert_eq!(web.environment.len(), 2);
+    let api = &loaded.project.services["api"];
+    assert!(api.build.as_ref().unwrap().context.ends_with("common/api"));
+    assert_eq!(api.restart, Some(Restart::Always));
+}
+
+#[test]
+fn profiles_enable_services() {
+    let files = [(
+        "compose.yaml",
+        "services:\n  web:\n    image: a\n  debug:\n    image: b\n    profiles: [debug]\n",
+    )];
+    assert_eq!(ok(&files).project.services.len(), 1);
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), &files);
+    let mut o = opts(tmp.path());
+    o.profiles = vec!["debug".into()];
+    assert_eq!(load(&o).unwrap().project.services.len(), 2);
+}
+
+#[test]
+fn project_name_precedence() {
+    let files = [(
+        "compose.yaml",
+        "name: fromfile\nservices:\n  web:\n    image: a\n",
+    )];
+    assert_eq!(ok(&files).project.name, "fromfile");
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), &files);
+    let mut o = opts(tmp.path());
+    o.environ
+        .insert("COMPOSE_PROJECT_NAME".into(), "fromenv".into());
+    assert_eq!(load(&o).unwrap().project.name, "fromenv");
+    o.project_name = Some("fromflag".into());
+    assert_eq!(load(&o).unwrap().project.name, "fromflag");
+}
+
+#[test]
+fn service_shapes_normalize() {
+    let loaded = ok(&[
+        ("web.env", "FROM_FILE=yes\n"),
+        (
+            "compose.yaml",
+            r#"
+x-common: &common
+  restart: on-failure:3
+services:
+  web:
+    <<: *common
+    build:
+      context: ./web
+      args: [VERSION=1]
+      target: release
+    command: ./serve --port "80 80"
+    env_file:
+      - web.env
+      - path: missing.env
+        required: false
+    ports:
+      - target: 80
+        published: "8080"
+    expose: [9000]
+    volumes:
+      - data:/data
+      - type: tmpfs
+        target: /tmp
+    networks:
+      back:
+        aliases: [www]
+    depends_on:
+      db: {condition: service_healthy, restart: true}
+    healthcheck:
+      test: curl -f http://localhost
+      interval: 1m30s
+    deploy:
+      replicas: 2
+      resources: {limits: {cpus: "0.5", memory: 256M}}
+      update_config: {order: start-first}
+    stop_grace_period: 5s
+    cap_add: [NET_ADMIN]
+  db:
+    image: postgres
+    healthcheck:
+      disable: true
+networks:
+  back: {}
+volumes:
+  data:
+"#,
+        ),
+    ]);
+    let p = &loaded.project;
+    let web = &p.services["web"];
+    assert_eq!(web.image, format!("{}-web", p.name));
+    let build = web.build.as_ref().unwrap();
+    assert_eq!(build.args["VERSION"], "1");
+    assert_eq!(build.target.as_deref(), Some("release"));
+    assert_eq!(
+        web.command.as_ref().unwrap(),
+        &["./serve", "--port", "80 80"]
+    );
+    assert_eq!(web.environment["FROM_FILE"].as_deref(), Some("yes"));
+    assert_eq!(web.restart, Some(Restart::OnFailure(Some(3))));
+    assert_eq!(web.ports[0].published_port(), Some(8080));
+    assert_eq!(web.volumes[1].kind, MountKind::Tmpfs);
+    assert_eq!(web.networks["back"].aliases, vec!["www"]);
+    assert_eq!(web.depends_on["db"].condition, Condition::ServiceHealthy);
+    assert!(web.depends_on["db"].restart);
+    assert_eq!(web.healthcheck.as_ref().unwrap().test[0], "CMD-SHELL");
+    assert_eq!(
+        web.healthcheck
+            .as_ref()
+            .unwrap()
+            .interval
+            .unwrap()
+            .as_secs(),
+        90
+    );
+    assert_eq!(web.deploy.replicas, 2);
+    assert_eq!(web.deploy.resources.limits.memory, Some(256 << 20));
+    assert_eq!(
+        web.deploy.update_config.as_ref().unwrap().order,
+        "start-first"
+    );
+    assert_eq!(web.other["cap_add"], serde_json::json!(["NET_ADMIN"]));
+    assert!(p.services["db"].healthcheck.as_ref().unwrap().disabled());
+    assert_eq!(p.volumes["data"].name, format!("{}_data", p.name));
+    assert!(p.networks.contains_key("default"));
+}
+
+#[test]
+fn missing_required_env_file() {
+    let e = one_error("services:\n  web:\n    image: a\n    env_file: nope.env\n");
+    assert_eq!(at(&e), (4, 15));
+    assert!(e.message.starts_with("cannot read env file"), "{e}");
+}
+
+#[test]
+fn no_file_found() {
+    let tmp = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        load(&opts(tmp.path())),
+        Err(LoadError::NotFound { .. })
+    ));
+}
