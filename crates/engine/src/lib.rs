@@ -1,1 +1,36 @@
-//! placeholder
+//! shoal's control plane: it reconciles a Compose project onto a container runtime and
+//! keeps the published ports pointed at the ready replicas.
+//!
+//! # Layout
+//! - [`control`]: the main loop, commands (scale, shutdown) and status.
+//! - [`reconcile`]: one level-triggered pass: infrastructure, then services in
+//!   dependency order, replicas created, recreated, restarted or removed.
+//! - [`order`]: dependency order.
+//! - [`desired`]: replica counts set by hand, persisted in the state directory.
+//! - [`down`]: tearing a project down by its labels.
+//!
+//! State lives in the engine (labels); the control plane can be killed at any moment
+//! and, restarted, adopts what runs. It never removes a named volume unless told to.
+
+pub mod control;
+pub mod desired;
+pub mod down;
+pub mod order;
+pub mod reconcile;
+
+pub use control::{Command, ControlPlane, Handle, Status};
+
+/// What stops the control plane.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The runtime failed.
+    #[error(transparent)]
+    Runtime(#[from] shoal_runtime::Error),
+    /// A published port could not be bound.
+    #[error("cannot listen on {0}: {1}\n  hint: another process holds this port; stop it or change the published port")]
+    Bind(String, #[source] std::io::Error),
+    /// The state directory could not be read or written.
+    #[error("state directory {0}: {1}")]
+    State(std::path::PathBuf, #[source] std::io::Error),
+}

@@ -103,13 +103,14 @@ fn merge_into(base: &mut Node, over: Node, path: &str) {
     } else {
         over
     };
-    if in_service && matches!(rule, "depends_on" | "networks") {
-        if base.as_map().is_some() || over.as_map().is_some() {
-            seq_to_map(base);
-            let mut o = over;
-            seq_to_map(&mut o);
-            return merge_maps(base, o, path);
-        }
+    if in_service
+        && matches!(rule, "depends_on" | "networks")
+        && (base.as_map().is_some() || over.as_map().is_some())
+    {
+        seq_to_map(base);
+        let mut o = over;
+        seq_to_map(&mut o);
+        return merge_maps(base, o, path);
     }
     match (&mut base.value, over.value) {
         (Value::Map(_), over_value @ Value::Map(_)) => {

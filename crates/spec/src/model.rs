@@ -509,3 +509,17 @@ fn ser_opt_duration<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, 
         None => s.serialize_none(),
     }
 }
+
+impl Service {
+    /// A hash of everything that shapes this service's containers. Replicas made from
+    /// another hash are out of date. The replica count is left out: scaling does not
+    /// recreate anything.
+    pub fn config_hash(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut copy = self.clone();
+        copy.deploy.replicas = 0;
+        let json = serde_json::to_vec(&(&copy.name, &copy)).expect("the model always serializes");
+        let digest = Sha256::digest(&json);
+        digest[..12].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}

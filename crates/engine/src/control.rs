@@ -1,0 +1,335 @@
+//! The control plane's main loop: reconcile, keep the published ports pointed at the
+//! ready replicas, answer commands, and on shutdown drain and stop.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde::Serialize;
+use shoal_proxy::Backends;
+use shoal_runtime::{ContainerInfo, Health, Runtime, State};
+use shoal_spec::Project;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, watch, Notify};
+
+use crate::desired::Desired;
+use crate::order::start_order;
+use crate::reconcile::{desired_count, Reconciler};
+use crate::Error;
+
+/// How often the loop reconciles when nothing wakes it earlier.
+const RESYNC: Duration = Duration::from_secs(2);
+/// Shortest time between two passes, so a burst of events makes one pass.
+const MIN_GAP: Duration = Duration::from_millis(200);
+
+/// A request to the running control plane.
+#[derive(Debug)]
+pub enum Command {
+    /// Set replica counts by hand.
+    Scale(BTreeMap<String, u32>, oneshot::Sender<Result<(), String>>),
+    /// Stop: drain and stop every replica; with `remove`, also remove containers and
+    /// networks (and named volumes with `volumes`), as `down` does.
+    Shutdown {
+        /// Remove containers and networks too.
+        remove: bool,
+        /// Remove named volumes too.
+        volumes: bool,
+    },
+}
+
+/// What the control plane reports of itself (`GET /status`).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Status {
+    /// Project name.
+    pub project: String,
+    /// Process id of the control plane.
+    pub pid: u32,
+    /// True once a pass has found every service at its desired state.
+    pub converged: bool,
+    /// Per service.
+    pub services: BTreeMap<String, ServiceStatus>,
+    /// Services waiting for a dependency.
+    pub waiting: Vec<String>,
+    /// Actions of the last pass that failed.
+    pub failures: Vec<String>,
+}
+
+/// One service's counts.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ServiceStatus {
+    /// Replicas wanted.
+    pub desired: u32,
+    /// Replicas running.
+    pub running: u32,
+    /// Replicas in the balancer.
+    pub ready: u32,
+}
+
+/// A way to talk to a running control plane.
+#[derive(Clone)]
+pub struct Handle {
+    /// Commands in.
+    pub commands: mpsc::Sender<Command>,
+    /// Status out, updated after every pass.
+    pub status: watch::Receiver<Status>,
+}
+
+/// One published port and the replicas behind it.
+struct Published {
+    service: String,
+    target: u16,
+    backends: Arc<Backends>,
+}
+
+/// The control plane of one project.
+pub struct ControlPlane {
+    rt: Arc<dyn Runtime>,
+    project: Arc<Project>,
+    desired: Desired,
+    reconciler: Reconciler,
+    published: Vec<Published>,
+    stop_proxies: watch::Sender<bool>,
+    status: watch::Sender<Status>,
+    commands: mpsc::Receiver<Command>,
+}
+
+impl ControlPlane {
+    /// Binds every published port and creates networks and volumes. Nothing is
+    /// started yet; a port that cannot be bound is an error before any container runs.
+    pub async fn start(
+        rt: Arc<dyn Runtime>,
+        project: Project,
+        state_dir: PathBuf,
+    ) -> Result<(ControlPlane, Handle), Error> {
+        let project = Arc::new(project);
+        let desired = Desired::load(&state_dir).map_err(|e| Error::State(state_dir.clone(), e))?;
+        let (stop_proxies, stop_rx) = watch::channel(false);
+        let mut published = Vec::new();
+        for svc in project.services.values() {
+            for port in &svc.ports {
+                if port.protocol != "tcp" {
+                    tracing::warn!(service = %svc.name, "{}/{} is not published: shoal balances TCP only", port.target, port.protocol);
+                    continue;
+                }
+                let Some((host_port, _)) = port.published_range() else {
+                    continue;
+                };
+                let ip = if port.host_ip.is_empty() {
+                    "0.0.0.0"
+                } else {
+                    &port.host_ip
+                };
+                let addr: SocketAddr = format!("{ip}:{host_port}")
+                    .parse()
+                    .or_else(|_| format!("[{ip}]:{host_port}").parse())
+                    .map_err(|_| {
+                        Error::Bind(
+                            format!("{ip}:{host_port}"),
+                            std::io::Error::other("not an address"),
+                        )
+                    })?;
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| Error::Bind(addr.to_string(), e))?;
+                let backends = Backends::new();
+                tokio::spawn(shoal_proxy::serve(
+                    listener,
+                    backends.clone(),
+                    stop_rx.clone(),
+                ));
+                tracing::info!(service = %svc.name, "listening on {addr} for {}:{}", svc.name, port.target);
+                published.push(Published {
+                    service: svc.name.clone(),
+                    target: port.target,
+                    backends,
+                });
+            }
+        }
+        let reconciler = Reconciler::new(rt.clone(), project.clone());
+        reconciler.infrastructure().await?;
+        let (status_tx, status_rx) = watch::channel(Status {
+            project: project.name.clone(),
+            pid: std::process::id(),
+            ..Status::default()
+        });
+        let (cmd_tx, cmd_rx) = mpsc::channel(16);
+        Ok((
+            ControlPlane {
+                rt,
+                project,
+                desired,
+                reconciler,
+                published,
+                stop_proxies,
+                status: status_tx,
+                commands: cmd_rx,
+            },
+            Handle {
+                commands: cmd_tx,
+                status: status_rx,
+            },
+        ))
+    }
+
+    /// Runs until a shutdown command; then drains and stops (or tears down).
+    pub async fn run(mut self) -> Result<(), Error> {
+        let wake = Arc::new(Notify::new());
+        let events = {
+            let wake = wake.clone();
+            let mut stream = self.rt.events(&self.project.name);
+            tokio::spawn(async move {
+                while let Some(ev) = stream.next().await {
+                    match ev {
+                        Ok(_) => wake.notify_one(),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "engine event stream ended");
+                            break;
+                        }
+                    }
+                }
+            })
+        };
+
+        let outcome = loop {
+            match self.reconciler.pass(&self.desired.counts).await {
+                Ok(pass) => {
+                    self.route(&pass.observed);
+                    self.report(&pass);
+                }
+                Err(e) => tracing::warn!(error = %e, "reconcile pass failed; retrying"),
+            }
+            tokio::time::sleep(MIN_GAP).await;
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(RESYNC) => {}
+                cmd = self.commands.recv() => match cmd {
+                    Some(Command::Scale(counts, reply)) => {
+                        let _ = reply.send(self.scale(counts));
+                    }
+                    Some(Command::Shutdown { remove, volumes }) => break (remove, volumes),
+                    None => break (false, false),
+                },
+            }
+        };
+        events.abort();
+        let (remove, volumes) = outcome;
+        self.shutdown(remove, volumes).await
+    }
+
+    fn scale(&mut self, counts: BTreeMap<String, u32>) -> Result<(), String> {
+        for name in counts.keys() {
+            let Some(svc) = self.project.services.get(name) else {
+                return Err(format!(
+                    "no service `{name}` in project {}",
+                    self.project.name
+                ));
+            };
+            if svc.container_name.is_some() && counts[name] > 1 {
+                return Err(format!(
+                    "`{name}` has a fixed container_name: it runs one replica at most"
+                ));
+            }
+        }
+        self.desired
+            .set(&counts)
+            .map_err(|e| format!("cannot save the desired counts: {e}"))?;
+        for (name, n) in &counts {
+            tracing::info!(service = %name, "scale set to {n}");
+        }
+        Ok(())
+    }
+
+    /// Points every published port at the ready replicas of its service.
+    fn route(&self, observed: &[ContainerInfo]) {
+        for p in &self.published {
+            let svc = &self.project.services[&p.service];
+            let network = svc
+                .networks
+                .keys()
+                .next()
+                .and_then(|k| self.project.networks.get(k))
+                .map(|n| n.name.clone());
+            let addrs = observed
+                .iter()
+                .filter(|c| c.service == p.service && ready(c))
+                .filter_map(|c| {
+                    let ip = match &network {
+                        Some(n) => c.addresses.get(n),
+                        None => c.addresses.values().next(),
+                    }?;
+                    format!("{ip}:{}", p.target).parse().ok()
+                })
+                .collect();
+            p.backends.replace(addrs);
+        }
+    }
+
+    fn report(&self, pass: &crate::reconcile::Pass) {
+        let services = self
+            .project
+            .services
+            .values()
+            .map(|svc| {
+                let mine = pass.observed.iter().filter(|c| c.service == svc.name);
+                let running = mine.clone().filter(|c| c.state == State::Running).count() as u32;
+                let ready = mine.filter(|c| ready(c)).count() as u32;
+                (
+                    svc.name.clone(),
+                    ServiceStatus {
+                        desired: desired_count(svc, &self.desired.counts),
+                        running,
+                        ready,
+                    },
+                )
+            })
+            .collect();
+        for f in &pass.failures {
+            tracing::warn!("{f}");
+        }
+        self.status.send_modify(|s| {
+            s.converged |= pass.converged && pass.failures.is_empty();
+            s.services = services;
+            s.waiting = pass.waiting.clone();
+            s.failures = pass.failures.clone();
+        });
+    }
+
+    /// Stops taking connections, then stops replicas dependants first.
+    async fn shutdown(self, remove: bool, volumes: bool) -> Result<(), Error> {
+        let _ = self.stop_proxies.send(true);
+        let containers = self.rt.list(&self.project.name).await?;
+        let mut order = start_order(&self.project);
+        order.reverse();
+        for name in order {
+            let grace = self.project.services[&name]
+                .stop_grace_period
+                .unwrap_or(shoal_runtime::container::DEFAULT_GRACE);
+            let stops = containers
+                .iter()
+                .filter(|c| c.service == name && c.state == State::Running)
+                .map(|c| {
+                    let rt = self.rt.clone();
+                    let id = c.id.clone();
+                    tracing::info!(container = %c.name, "stopping");
+                    async move { rt.stop(&id, grace).await }
+                });
+            for r in futures_util::future::join_all(stops).await {
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "stop failed");
+                }
+            }
+        }
+        if remove {
+            crate::down::teardown(self.rt.as_ref(), &self.project.name, volumes).await?;
+        }
+        Ok(())
+    }
+}
+
+/// A replica that may take traffic: running, and healthy if it has a healthcheck.
+pub fn ready(c: &ContainerInfo) -> bool {
+    c.state == State::Running && matches!(c.health, None | Some(Health::Healthy))
+}

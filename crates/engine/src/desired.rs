@@ -1,0 +1,53 @@
+//! Replica counts set with `shoal scale`, kept in the state directory so that they
+//! survive a control-plane restart. Written atomically: a temporary file renamed over
+//! the old one.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Counts set by hand, by service.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Desired {
+    path: PathBuf,
+    /// Service name to replica count.
+    pub counts: BTreeMap<String, u32>,
+}
+
+impl Desired {
+    /// Reads `desired.json` in `state_dir`; missing means no overrides.
+    pub fn load(state_dir: &Path) -> std::io::Result<Desired> {
+        let path = state_dir.join("desired.json");
+        let counts = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(std::io::Error::other)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) => return Err(e),
+        };
+        Ok(Desired { path, counts })
+    }
+
+    /// Sets counts and writes the file.
+    pub fn set(&mut self, counts: &BTreeMap<String, u32>) -> std::io::Result<()> {
+        self.counts
+            .extend(counts.iter().map(|(k, v)| (k.clone(), *v)));
+        let tmp = self.path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(&self.counts)?)?;
+        std::fs::rename(&tmp, &self.path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn survives_a_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = Desired::load(dir.path()).unwrap();
+        assert!(d.counts.is_empty());
+        d.set(&BTreeMap::from([("web".to_string(), 5)])).unwrap();
+        d.set(&BTreeMap::from([("api".to_string(), 2)])).unwrap();
+        let again = Desired::load(dir.path()).unwrap();
+        assert_eq!(again.counts.get("web"), Some(&5));
+        assert_eq!(again.counts.get("api"), Some(&2));
+    }
+}
