@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use shoal_proxy::Backends;
 use shoal_runtime::{ContainerInfo, Health, Runtime, State};
 use shoal_spec::Project;
@@ -41,7 +41,7 @@ pub enum Command {
 }
 
 /// What the control plane reports of itself (`GET /status`).
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Status {
     /// Project name.
     pub project: String,
@@ -58,7 +58,7 @@ pub struct Status {
 }
 
 /// One service's counts.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ServiceStatus {
     /// Replicas wanted.
     pub desired: u32,

@@ -155,6 +155,20 @@ impl Reconciler {
             observed = self.rt.list(&self.project.name).await?;
         }
         self.first = false;
+        // Converged: every service has its replicas ready (a one-off service that ran
+        // to completion counts as done).
+        for svc in project.services.values() {
+            let want = desired_count(svc, overrides) as usize;
+            let mine = observed.iter().filter(|c| c.service == svc.name);
+            let done = mine
+                .filter(|c| {
+                    crate::control::ready(c) || (c.state == State::Exited && c.exit_code == Some(0))
+                })
+                .count();
+            if done < want {
+                pass.converged = false;
+            }
+        }
         pass.observed = observed;
         Ok(pass)
     }

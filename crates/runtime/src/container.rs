@@ -168,7 +168,7 @@ impl ContainerSpec {
 
         let limits = &service.deploy.resources.limits;
         ContainerSpec {
-            name,
+            name: name.clone(),
             image: service.image.clone(),
             labels,
             env,
@@ -176,7 +176,12 @@ impl ContainerSpec {
             entrypoint: service.entrypoint.clone(),
             user: service.user.clone(),
             working_dir: service.working_dir.clone(),
-            hostname: service.hostname.clone(),
+            // Like a pod's, a replica's host name is its name: `X-Replica`-style
+            // answers and logs then say which replica spoke.
+            hostname: service
+                .hostname
+                .clone()
+                .or_else(|| (spec_name_fits(&name)).then(|| name.clone())),
             networks,
             network_mode: service.network_mode.clone(),
             mounts,
@@ -200,4 +205,9 @@ impl ContainerSpec {
 /// `<project>-<service>-<replica>`, as Compose names containers.
 pub fn container_name(project: &str, service: &str, replica: u32) -> String {
     format!("{project}-{service}-{replica}")
+}
+
+/// Host names are at most 63 characters.
+fn spec_name_fits(name: &str) -> bool {
+    name.len() <= 63
 }

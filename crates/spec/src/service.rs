@@ -175,7 +175,6 @@ impl Cx<'_> {
     ) -> Option<Service> {
         let name = key.name.as_str();
         let path = join("services", name);
-        let before = self.errors.len();
         let fields = self.fields(node, &path, SERVICE_KEYS)?;
         let mut svc = Service {
             name: name.to_string(),
@@ -288,7 +287,9 @@ impl Cx<'_> {
             svc.networks
                 .insert("default".into(), ServiceNetwork::default());
         }
-        (self.errors.len() == before).then_some(svc)
+        // Typed even with errors, so that the checks across services still run and
+        // every mistake is reported at once; the errors stop the load.
+        Some(svc)
     }
 
     fn build(&mut self, node: &Node, path: &str) -> Option<Build> {

@@ -1,0 +1,184 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Runs a compose.yaml on the Docker Engine as a load-balanced, self-healing system.
+#[derive(Parser, Debug)]
+#[command(name = "shoal", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes, as `docker compose` has them.
+#[derive(Args, Debug, Clone, Default)]
+pub struct Global {
+    /// Compose file(s), merged in order.
+    #[arg(short = 'f', long = "file")]
+    pub files: Vec<PathBuf>,
+    /// Project name.
+    #[arg(short = 'p', long = "project-name")]
+    pub project_name: Option<String>,
+    /// Project directory (default: the first file's directory).
+    #[arg(long)]
+    pub project_directory: Option<PathBuf>,
+    /// Environment file(s) read instead of .env.
+    #[arg(long = "env-file")]
+    pub env_files: Vec<PathBuf>,
+    /// Profiles to enable.
+    #[arg(long = "profile")]
+    pub profiles: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Build images, start the services and run the control plane.
+    Up(UpArgs),
+    /// Stop the control plane; remove containers and networks (volumes with -v).
+    Down(DownArgs),
+    /// List the replicas.
+    Ps(PsArgs),
+    /// Show the services' output.
+    Logs(LogsArgs),
+    /// Set replica counts: `shoal scale web=5 api=2`.
+    Scale(ScaleArgs),
+    /// Build the services' images.
+    Build(BuildArgs),
+    /// Validate and print the normalized project.
+    Config(ConfigArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct UpArgs {
+    /// Run the control plane in the background.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Build images even when they exist.
+    #[arg(long)]
+    pub build: bool,
+    /// Replica counts: --scale web=3.
+    #[arg(long = "scale", value_name = "SERVICE=N")]
+    pub scale: Vec<String>,
+    /// With -d: return at once instead of waiting for the services to run.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// With -d: how long to wait for the services, in seconds.
+    #[arg(long, default_value_t = 300)]
+    pub wait_timeout: u64,
+    /// Internal: this process is the detached control plane.
+    #[arg(long, hide = true)]
+    pub detached_child: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DownArgs {
+    /// Remove named volumes too.
+    #[arg(short = 'v', long)]
+    pub volumes: bool,
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum, Default, PartialEq, Eq)]
+pub enum Format {
+    #[default]
+    Table,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct PsArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// Services (default: all).
+    pub services: Vec<String>,
+    /// Keep following new output.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Lines from the end of each replica's log.
+    #[arg(short = 'n', long)]
+    pub tail: Option<u64>,
+    /// Only output newer than this: a duration (10m) or a Unix time.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Show timestamps.
+    #[arg(short = 't', long)]
+    pub timestamps: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ScaleArgs {
+    /// SERVICE=N pairs.
+    #[arg(required = true, value_name = "SERVICE=N")]
+    pub counts: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    /// Services to build (default: all with `build`).
+    pub services: Vec<String>,
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum, Default, PartialEq, Eq)]
+pub enum ConfigFormat {
+    #[default]
+    Yaml,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct ConfigArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: ConfigFormat,
+    /// Only validate; print nothing.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Print the service names, one a line.
+    #[arg(long)]
+    pub services: bool,
+}
+
+/// Parses `SERVICE=N`.
+pub fn parse_count(s: &str) -> anyhow::Result<(String, u32)> {
+    let (svc, n) = s
+        .split_once('=')
+        .ok_or_else(|| anyhow::anyhow!("`{s}`: expected SERVICE=N"))?;
+    let n = n
+        .parse()
+        .map_err(|_| anyhow::anyhow!("`{s}`: {n} is not a replica count"))?;
+    Ok((svc.to_string(), n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn compose_style_flags_parse() {
+        let cli = Cli::parse_from([
+            "shoal", "-f", "a.yaml", "-p", "x", "logs", "-f", "--tail", "5", "web",
+        ]);
+        assert_eq!(cli.global.files, [PathBuf::from("a.yaml")]);
+        let Command::Logs(logs) = cli.command else {
+            panic!("logs")
+        };
+        assert!(logs.follow);
+        assert_eq!(logs.tail, Some(5));
+        assert_eq!(parse_count("web=3").unwrap(), ("web".into(), 3));
+        assert!(parse_count("web").is_err());
+    }
+}

@@ -1,0 +1,73 @@
+//! One file per verb; this one dispatches and holds what they share.
+
+mod build;
+mod config;
+mod down;
+mod logs;
+mod ps;
+mod scale;
+mod up;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use shoal_runtime::{Docker, Runtime};
+use shoal_spec::{LoadError, Loaded, Options};
+
+use crate::cli::{Cli, Command, Global};
+
+/// Runs the command line.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Config(args) => config::run(&cli.global, args),
+        Command::Up(args) => up::run(&cli.global, args).await,
+        Command::Down(args) => down::run(&cli.global, args).await,
+        Command::Ps(args) => ps::run(&cli.global, args).await,
+        Command::Logs(args) => logs::run(&cli.global, args).await,
+        Command::Scale(args) => scale::run(&cli.global, args).await,
+        Command::Build(args) => build::run(&cli.global, args).await,
+    }
+}
+
+/// Loads the project the global options name. Warnings go to stderr; a project with
+/// errors is an error that lists them all.
+pub fn load(global: &Global) -> anyhow::Result<Loaded> {
+    let mut opts = Options::from_process();
+    opts.files = global.files.clone();
+    opts.project_name = global.project_name.clone();
+    opts.project_dir = global.project_directory.clone();
+    opts.env_files = global.env_files.clone();
+    opts.profiles = global.profiles.clone();
+    match shoal_spec::load(&opts) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                eprintln!("warning: {w}");
+            }
+            Ok(loaded)
+        }
+        Err(LoadError::Invalid(errors)) => {
+            let n = errors.len();
+            let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            anyhow::bail!(
+                "the project is not valid ({n} error{}); nothing was changed\n{}",
+                if n == 1 { "" } else { "s" },
+                list.join("\n")
+            )
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The Docker Engine, or a plain error saying where it was looked for.
+pub async fn engine() -> anyhow::Result<Arc<dyn Runtime>> {
+    let docker = Docker::connect().await?;
+    docker.ping().await?;
+    Ok(Arc::new(docker))
+}
+
+/// Says there is no control plane, and how to start one.
+pub fn no_control_plane(project: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "no control plane is running for project {project}\n  hint: start one with `shoal up -d`"
+    )
+}

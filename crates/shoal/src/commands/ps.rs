@@ -1,0 +1,108 @@
+//! `shoal ps [--format json]`: the project's replicas.
+
+use std::process::ExitCode;
+
+use serde_json::json;
+use shoal_runtime::{Health, State};
+
+use crate::api::Client;
+use crate::cli::{Format, Global, PsArgs};
+
+pub async fn run(global: &Global, args: &PsArgs) -> anyhow::Result<ExitCode> {
+    let loaded = super::load(global)?;
+    let p = &loaded.project;
+    let rt = super::engine().await?;
+    let containers = rt.list(&p.name).await?;
+    let control = match Client::connect(&crate::state::socket(&p.name)).await {
+        Some(c) => c.status().await.ok(),
+        None => None,
+    };
+    let rows: Vec<serde_json::Value> = containers
+        .iter()
+        .map(|c| {
+            let ports: Vec<String> = p
+                .services
+                .get(&c.service)
+                .map(|s| {
+                    s.ports
+                        .iter()
+                        .map(|port| {
+                            let ip = if port.host_ip.is_empty() {
+                                "0.0.0.0"
+                            } else {
+                                &port.host_ip
+                            };
+                            match &port.published {
+                                Some(h) => format!("{ip}:{h}->{}/{}", port.target, port.protocol),
+                                None => format!("{}/{}", port.target, port.protocol),
+                            }
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            json!({
+                "service": c.service,
+                "replica": c.replica,
+                "container": c.name,
+                "id": c.id.chars().take(12).collect::<String>(),
+                "state": c.state,
+                "health": c.health,
+                "exit_code": c.exit_code,
+                "ports": ports,
+            })
+        })
+        .collect();
+    if args.format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    match &control {
+        Some(s) => println!("project {}: control plane running (pid {})", p.name, s.pid),
+        None => println!("project {}: no control plane running", p.name),
+    }
+    println!(
+        "{:<12} {:>7}  {:<28} {:<12} {:<10} PORTS",
+        "SERVICE", "REPLICA", "CONTAINER", "STATE", "HEALTH"
+    );
+    for c in &containers {
+        let state = match c.state {
+            State::Exited => format!("exited ({})", c.exit_code.unwrap_or(0)),
+            s => serde_json::to_value(s)?
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        };
+        let health = match c.health {
+            Some(Health::Healthy) => "healthy",
+            Some(Health::Unhealthy) => "unhealthy",
+            Some(Health::Starting) => "starting",
+            None => "-",
+        };
+        let row = rows
+            .iter()
+            .find(|r| r["container"] == c.name.as_str())
+            .expect("one row per container");
+        let ports: Vec<&str> = row["ports"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        println!(
+            "{:<12} {:>7}  {:<28} {:<12} {:<10} {}",
+            c.service,
+            c.replica,
+            c.name,
+            state,
+            health,
+            ports.join(", ")
+        );
+    }
+    if let Some(s) = control {
+        for w in &s.waiting {
+            println!("waiting: {w}");
+        }
+        for f in &s.failures {
+            println!("failing: {f}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
