@@ -144,15 +144,18 @@ impl Reconciler {
                 .filter(|c| c.service == name)
                 .cloned()
                 .collect();
-            if let Err(e) = self
-                .service(svc, desired_count(svc, overrides), mine, &mut pass)
-                .await
-            {
-                pass.failures.push(format!("{name}: {e}"));
-                pass.converged = false;
+            let acted = match self.service(svc, desired_count(svc, overrides), mine).await {
+                Ok(acted) => acted,
+                Err(e) => {
+                    pass.failures.push(format!("{name}: {e}"));
+                    pass.converged = false;
+                    true
+                }
+            };
+            if acted {
+                // Later services may wait on this one: read it back.
+                observed = self.rt.list(&self.project.name).await?;
             }
-            // Later services wait on this one: read it back.
-            observed = self.rt.list(&self.project.name).await?;
         }
         self.first = false;
         // Converged: every service has its replicas ready (a one-off service that ran
@@ -224,8 +227,8 @@ impl Reconciler {
         svc: &Service,
         want: u32,
         mut mine: Vec<ContainerInfo>,
-        pass: &mut Pass,
-    ) -> Result<(), Error> {
+    ) -> Result<bool, Error> {
+        let mut acted = false;
         let hash = svc.config_hash();
         let grace = svc
             .stop_grace_period
@@ -238,6 +241,7 @@ impl Reconciler {
             if by_replica.contains_key(&c.replica) || c.replica == 0 {
                 tracing::info!(container = %c.name, "removing duplicate replica");
                 self.remove(&c, grace).await?;
+                acted = true;
             } else {
                 by_replica.insert(c.replica, c);
             }
@@ -249,6 +253,7 @@ impl Reconciler {
                 tracing::info!(service = %svc.name, replica, "scaling in: stopping {}", c.name);
                 self.remove(c, grace).await?;
                 self.restarts.remove(&(svc.name.clone(), *replica));
+                acted = true;
             }
         }
 
@@ -270,23 +275,23 @@ impl Reconciler {
                 Some(c) if matches!(c.state, State::Exited | State::Dead) => {
                     let key = (svc.name.clone(), replica);
                     let attempts = self.restarts.get(&key).copied().unwrap_or(0);
-                    if self.first || should_restart(svc, c.exit_code.unwrap_or(0), attempts) {
-                        if !self.first {
-                            self.restarts.insert(key, attempts + 1);
-                            tracing::info!(
-                                service = %svc.name, replica,
-                                "restarting {} (exit code {}, restart {})", c.name, c.exit_code.unwrap_or(0), attempts + 1
-                            );
-                        }
-                        self.rt.start(&c.id).await?;
-                    } else if c.exit_code != Some(0) {
-                        pass.converged = false;
+                    if !self.first && !should_restart(svc, c.exit_code.unwrap_or(0), attempts) {
+                        continue;
                     }
+                    if !self.first {
+                        self.restarts.insert(key, attempts + 1);
+                        tracing::info!(
+                            service = %svc.name, replica,
+                            "restarting {} (exit code {}, restart {})", c.name, c.exit_code.unwrap_or(0), attempts + 1
+                        );
+                    }
+                    self.rt.start(&c.id).await?;
                 }
-                Some(_) => {}
+                Some(_) => continue,
             }
+            acted = true;
         }
-        Ok(())
+        Ok(acted)
     }
 
     async fn create_and_start(&self, spec: &ContainerSpec) -> Result<(), Error> {

@@ -462,6 +462,25 @@ impl Runtime for Docker {
     fn events(&self, project: &str) -> BoxStream<'static, Result<Event>> {
         let mut filters = label_filter(project);
         filters.insert("type".into(), vec!["container".into()]);
+        // Lifecycle changes only: every healthcheck run is an exec with events of its
+        // own, which would wake the control plane for nothing.
+        filters.insert(
+            "event".into(),
+            [
+                "create",
+                "start",
+                "die",
+                "stop",
+                "kill",
+                "oom",
+                "destroy",
+                "pause",
+                "unpause",
+                "health_status",
+            ]
+            .map(String::from)
+            .to_vec(),
+        );
         let opts = EventsOptions {
             filters: Some(filters),
             ..Default::default()

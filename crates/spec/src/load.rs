@@ -157,6 +157,19 @@ pub fn load(opts: &Options) -> Result<Loaded, LoadError> {
     let mut top = top;
     top.fields(&root, "", TOP_KEYS);
     errors.append(&mut top.errors);
+    if let Some(inc) = root.get("include") {
+        errors.push(
+            SpecError::new(
+                inc.mark.clone(),
+                "include",
+                "`include` is not supported by shoal yet",
+            )
+            .hint("name the files with several -f flags instead: they are merged in order"),
+        );
+    }
+    if root.get("models").is_some() {
+        warnings.push("the top-level `models` is ignored by shoal".into());
+    }
     if root.get("version").is_some() {
         warnings.push("the top-level `version` is obsolete and ignored".into());
     }

@@ -118,6 +118,23 @@ pub fn check(
             }
         }
 
+        for (kind, refs, declared) in [
+            ("secret", &svc.secrets, &project.secrets),
+            ("config", &svc.configs, &project.configs),
+        ] {
+            for r in refs {
+                if declared
+                    .get(&r.source)
+                    .is_some_and(|o| o.file.is_none() && !o.external)
+                {
+                    warnings.push(format!(
+                        "{name}: {kind} `{}` is not mounted: shoal mounts file-based {kind}s only",
+                        r.source
+                    ));
+                }
+            }
+        }
+
         if svc.container_name.is_some() && svc.deploy.replicas > 1 {
             let n = node.get("container_name").unwrap_or(node);
             errors.push(

@@ -31,6 +31,18 @@ pub async fn run(global: &Global, args: &UpArgs) -> anyhow::Result<ExitCode> {
         }
         scale.insert(svc, n);
     }
+    if !args.detached_child {
+        for svc in project.services.values() {
+            for key in svc.other.keys() {
+                if !shoal_spec::ENGINE_KEYS.contains(&key.as_str()) {
+                    eprintln!(
+                        "warning: service {}: `{key}` is not applied by shoal",
+                        svc.name
+                    );
+                }
+            }
+        }
+    }
     let rt = super::engine().await?;
     let socket = state::socket(&project.name);
     if !args.detached_child {

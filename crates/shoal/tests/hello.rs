@@ -1,0 +1,121 @@
+//! The example app against the real engine: it comes up, spreads requests over its
+//! replicas, keeps its data across `down`/`up` (not across `down -v`), survives the
+//! control plane being SIGKILLed, and scales.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use common::{eventually, get, Project};
+
+fn visits(port: u16) -> u64 {
+    let r = get(port, "/visits").expect("GET /visits");
+    assert_eq!(r.status, 200, "{r:?}");
+    r.body
+        .trim()
+        .strip_prefix("visits: ")
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn replicas_of_web(p: &Project) -> Vec<serde_json::Value> {
+    p.ps()
+        .into_iter()
+        .filter(|c| c["service"] == "web")
+        .collect()
+}
+
+#[test]
+fn hello_example_end_to_end() {
+    let mut p = Project::new("hello", common::root().join("examples/hello/compose.yaml"));
+    let port = common::free_port();
+    p.env.insert("HELLO_PORT".into(), port.to_string());
+    p.images = vec![format!("{}-web", p.name), format!("{}-db", p.name)];
+
+    let up = p.shoal(&["up", "-d"]);
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&up.stderr).into_owned();
+    let pid: i32 = stderr
+        .split("control plane pid ")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {stderr}"));
+
+    // `/` answers from three different replicas.
+    let mut seen = HashSet::new();
+    for _ in 0..12 {
+        let r = get(port, "/").unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, "Hello, world!\n");
+        seen.insert(r.headers["x-replica"].clone());
+    }
+    assert_eq!(seen.len(), 3, "{seen:?}");
+
+    // The count goes up.
+    let first = visits(port);
+    assert_eq!(visits(port), first + 1);
+
+    // SIGKILL the control plane; `up -d` again adopts the same containers.
+    let before: Vec<(String, String)> = p
+        .ps()
+        .iter()
+        .map(|c| {
+            let id = c["id"].as_str().unwrap().to_string();
+            (id.clone(), common::started_at(&id))
+        })
+        .collect();
+    std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    eventually(Duration::from_secs(5), "the control plane to die", || {
+        std::process::Command::new("kill")
+            .args(["-0", &pid.to_string()])
+            .status()
+            .ok()
+            .filter(|s| !s.success())
+    });
+    p.ok(&["up", "-d"]);
+    let after: Vec<(String, String)> = p
+        .ps()
+        .iter()
+        .map(|c| {
+            let id = c["id"].as_str().unwrap().to_string();
+            (id.clone(), common::started_at(&id))
+        })
+        .collect();
+    assert_eq!(before, after, "containers were replaced or restarted");
+    assert_eq!(visits(port), first + 2);
+
+    // Scale out and in; ps follows.
+    p.ok(&["scale", "web=5"]);
+    eventually(Duration::from_secs(60), "5 running web replicas", || {
+        let web = replicas_of_web(&p);
+        (web.len() == 5 && web.iter().all(|c| c["state"] == "running")).then_some(())
+    });
+    p.ok(&["scale", "web=2"]);
+    eventually(Duration::from_secs(60), "2 web replicas", || {
+        let web = replicas_of_web(&p);
+        let nums: Vec<u64> = web.iter().map(|c| c["replica"].as_u64().unwrap()).collect();
+        (nums == [1, 2]).then_some(())
+    });
+
+    // down keeps the volume: the count continues.
+    p.ok(&["down"]);
+    assert!(p.ps().is_empty());
+    p.ok(&["up", "-d"]);
+    assert_eq!(visits(port), first + 3);
+
+    // down -v removes it: the count starts again.
+    p.ok(&["down", "-v"]);
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+    p.ok(&["up", "-d"]);
+    assert_eq!(visits(port), 1);
+}
