@@ -177,3 +177,27 @@ async fn removed_services_go_and_teardown_keeps_volumes() {
     teardown(fake.as_ref(), "t", true).await.unwrap();
     assert!(fake.project_volumes("t").await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn waits_for_a_one_off_to_complete() {
+    let p = Arc::new(project(
+        "services:\n  migrate:\n    image: x\n  web:\n    image: web\n    depends_on: {migrate: {condition: service_completed_successfully}}\n",
+    ));
+    let fake = fake_with_images(&p);
+    let mut r = Reconciler::new(fake.clone(), p.clone());
+    let first = pass(&mut r).await;
+    assert_eq!(
+        first.waiting,
+        ["web: waiting for migrate to complete successfully"]
+    );
+    let migrate = fake.by_name("t-migrate-1").unwrap();
+    fake.exit(&migrate.id, 0);
+    let second = pass(&mut r).await;
+    assert!(second.converged, "{second:?}");
+    assert_eq!(fake.by_name("t-web-1").unwrap().state, State::Running);
+    assert_eq!(
+        fake.by_name("t-migrate-1").unwrap().state,
+        State::Exited,
+        "a finished one-off stays finished"
+    );
+}
