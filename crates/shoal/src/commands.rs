@@ -58,6 +58,19 @@ pub fn load(global: &Global) -> anyhow::Result<Loaded> {
     }
 }
 
+/// Fails unless every name is a service of the project.
+pub fn check_services<'a>(
+    project: &shoal_spec::Project,
+    names: impl IntoIterator<Item = &'a String>,
+) -> anyhow::Result<()> {
+    for name in names {
+        if !project.services.contains_key(name) {
+            anyhow::bail!("no service `{name}` in project {}", project.name);
+        }
+    }
+    Ok(())
+}
+
 /// The Docker Engine, or a plain error saying where it was looked for.
 pub async fn engine() -> anyhow::Result<Arc<dyn Runtime>> {
     let docker = Docker::connect().await?;

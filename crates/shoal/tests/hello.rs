@@ -20,6 +20,18 @@ fn visits(port: u16) -> u64 {
         .unwrap()
 }
 
+/// Every container's id and start time.
+fn started(p: &Project) -> Vec<(String, String)> {
+    p.ps()
+        .iter()
+        .map(|c| {
+            let id = c["id"].as_str().unwrap().to_string();
+            let at = common::started_at(&id);
+            (id, at)
+        })
+        .collect()
+}
+
 fn replicas_of_web(p: &Project) -> Vec<serde_json::Value> {
     p.ps()
         .into_iter()
@@ -63,14 +75,7 @@ fn hello_example_end_to_end() {
     assert_eq!(visits(port), first + 1);
 
     // SIGKILL the control plane; `up -d` again adopts the same containers.
-    let before: Vec<(String, String)> = p
-        .ps()
-        .iter()
-        .map(|c| {
-            let id = c["id"].as_str().unwrap().to_string();
-            (id.clone(), common::started_at(&id))
-        })
-        .collect();
+    let before = started(&p);
     std::process::Command::new("kill")
         .args(["-9", &pid.to_string()])
         .status()
@@ -83,14 +88,7 @@ fn hello_example_end_to_end() {
             .filter(|s| !s.success())
     });
     p.ok(&["up", "-d"]);
-    let after: Vec<(String, String)> = p
-        .ps()
-        .iter()
-        .map(|c| {
-            let id = c["id"].as_str().unwrap().to_string();
-            (id.clone(), common::started_at(&id))
-        })
-        .collect();
+    let after = started(&p);
     assert_eq!(before, after, "containers were replaced or restarted");
     assert_eq!(visits(port), first + 2);
 

@@ -7,11 +7,7 @@ use crate::cli::{BuildArgs, Global};
 pub async fn run(global: &Global, args: &BuildArgs) -> anyhow::Result<ExitCode> {
     let loaded = super::load(global)?;
     let p = &loaded.project;
-    for name in &args.services {
-        if !p.services.contains_key(name) {
-            anyhow::bail!("no service `{name}` in project {}", p.name);
-        }
-    }
+    super::check_services(p, &args.services)?;
     let rt = super::engine().await?;
     let buildable: Vec<String> = p
         .services

@@ -9,11 +9,7 @@ use crate::cli::{Global, LogsArgs};
 pub async fn run(global: &Global, args: &LogsArgs) -> anyhow::Result<ExitCode> {
     let loaded = super::load(global)?;
     let p = &loaded.project;
-    for s in &args.services {
-        if !p.services.contains_key(s) {
-            anyhow::bail!("no service `{s}` in project {}", p.name);
-        }
-    }
+    super::check_services(p, &args.services)?;
     let since = match &args.since {
         None => None,
         Some(s) => Some(match s.parse::<i64>() {

@@ -12,11 +12,9 @@ pub async fn run(global: &Global, args: &ScaleArgs) -> anyhow::Result<ExitCode> 
     let mut counts = BTreeMap::new();
     for c in &args.counts {
         let (svc, n) = parse_count(c)?;
-        if !p.services.contains_key(&svc) {
-            anyhow::bail!("no service `{svc}` in project {}", p.name);
-        }
         counts.insert(svc, n);
     }
+    super::check_services(p, counts.keys())?;
     let Some(client) = Client::connect(&crate::state::socket(&p.name)).await else {
         return Err(super::no_control_plane(&p.name));
     };
