@@ -23,14 +23,9 @@ pub async fn run(global: &Global, args: &UpArgs) -> anyhow::Result<ExitCode> {
     let mut scale = BTreeMap::new();
     for s in &args.scale {
         let (svc, n) = parse_count(s)?;
-        if !project.services.contains_key(&svc) {
-            anyhow::bail!(
-                "--scale {s}: no service `{svc}` in project {}",
-                project.name
-            );
-        }
         scale.insert(svc, n);
     }
+    super::check_services(&project, scale.keys())?;
     if !args.detached_child {
         for svc in project.services.values() {
             for key in svc.other.keys() {
