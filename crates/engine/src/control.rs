@@ -2,22 +2,20 @@
 //! ready replicas, answer commands, and on shutdown drain and stop.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use shoal_proxy::Backends;
 use shoal_runtime::{ContainerInfo, Health, Runtime, State};
 use shoal_spec::Project;
-use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 use crate::desired::Desired;
 use crate::order::start_order;
 use crate::reconcile::{desired_count, Reconciler};
+use crate::routes::Routes;
 use crate::Error;
 
 /// How often the loop reconciles when nothing wakes it earlier.
@@ -77,20 +75,13 @@ pub struct Handle {
     pub status: watch::Receiver<Status>,
 }
 
-/// One published port and the replicas behind it.
-struct Published {
-    service: String,
-    target: u16,
-    backends: Arc<Backends>,
-}
-
 /// The control plane of one project.
 pub struct ControlPlane {
     rt: Arc<dyn Runtime>,
     project: Arc<Project>,
     desired: Desired,
     reconciler: Reconciler,
-    published: Vec<Published>,
+    routes: Arc<Routes>,
     stop_proxies: watch::Sender<bool>,
     status: watch::Sender<Status>,
     commands: mpsc::Receiver<Command>,
@@ -107,48 +98,8 @@ impl ControlPlane {
         let project = Arc::new(project);
         let desired = Desired::load(&state_dir).map_err(|e| Error::State(state_dir.clone(), e))?;
         let (stop_proxies, stop_rx) = watch::channel(false);
-        let mut published = Vec::new();
-        for svc in project.services.values() {
-            for port in &svc.ports {
-                if port.protocol != "tcp" {
-                    tracing::warn!(service = %svc.name, "{}/{} is not published: shoal balances TCP only", port.target, port.protocol);
-                    continue;
-                }
-                let Some((host_port, _)) = port.published_range() else {
-                    continue;
-                };
-                let ip = if port.host_ip.is_empty() {
-                    "0.0.0.0"
-                } else {
-                    &port.host_ip
-                };
-                let addr: SocketAddr = format!("{ip}:{host_port}")
-                    .parse()
-                    .or_else(|_| format!("[{ip}]:{host_port}").parse())
-                    .map_err(|_| {
-                        Error::Bind(
-                            format!("{ip}:{host_port}"),
-                            std::io::Error::other("not an address"),
-                        )
-                    })?;
-                let listener = TcpListener::bind(addr)
-                    .await
-                    .map_err(|e| Error::Bind(addr.to_string(), e))?;
-                let backends = Backends::new();
-                tokio::spawn(shoal_proxy::serve(
-                    listener,
-                    backends.clone(),
-                    stop_rx.clone(),
-                ));
-                tracing::info!(service = %svc.name, "listening on {addr} for {}:{}", svc.name, port.target);
-                published.push(Published {
-                    service: svc.name.clone(),
-                    target: port.target,
-                    backends,
-                });
-            }
-        }
-        let reconciler = Reconciler::new(rt.clone(), project.clone());
+        let routes = Arc::new(Routes::bind(&project, stop_rx).await?);
+        let reconciler = Reconciler::new(rt.clone(), project.clone()).with_routes(routes.clone());
         reconciler.infrastructure().await?;
         let (status_tx, status_rx) = watch::channel(Status {
             project: project.name.clone(),
@@ -162,7 +113,7 @@ impl ControlPlane {
                 project,
                 desired,
                 reconciler,
-                published,
+                routes,
                 stop_proxies,
                 status: status_tx,
                 commands: cmd_rx,
@@ -196,7 +147,7 @@ impl ControlPlane {
         let outcome = loop {
             match self.reconciler.pass(&self.desired.counts).await {
                 Ok(pass) => {
-                    self.route(&pass.observed);
+                    self.routes.update(&pass.observed);
                     self.report(&pass);
                 }
                 Err(e) => tracing::warn!(error = %e, "reconcile pass failed; retrying"),
@@ -240,31 +191,6 @@ impl ControlPlane {
             tracing::info!(service = %name, "scale set to {n}");
         }
         Ok(())
-    }
-
-    /// Points every published port at the ready replicas of its service.
-    fn route(&self, observed: &[ContainerInfo]) {
-        for p in &self.published {
-            let svc = &self.project.services[&p.service];
-            let network = svc
-                .networks
-                .keys()
-                .next()
-                .and_then(|k| self.project.networks.get(k))
-                .map(|n| n.name.clone());
-            let addrs = observed
-                .iter()
-                .filter(|c| c.service == p.service && ready(c))
-                .filter_map(|c| {
-                    let ip = match &network {
-                        Some(n) => c.addresses.get(n),
-                        None => c.addresses.values().next(),
-                    }?;
-                    format!("{ip}:{}", p.target).parse().ok()
-                })
-                .collect();
-            p.backends.replace(addrs);
-        }
     }
 
     fn report(&self, pass: &crate::reconcile::Pass) {

@@ -8,6 +8,7 @@
 //! - [`order`]: dependency order.
 //! - [`desired`]: replica counts set by hand, persisted in the state directory.
 //! - [`down`]: tearing a project down by its labels.
+//! - [`routes`]: the published ports and the replicas behind them; draining.
 //!
 //! State lives in the engine (labels); the control plane can be killed at any moment
 //! and, restarted, adopts what runs. It never removes a named volume unless told to.
@@ -17,6 +18,7 @@ pub mod desired;
 pub mod down;
 pub mod order;
 pub mod reconcile;
+pub mod routes;
 
 pub use control::{Command, ControlPlane, Handle, Status};
 

@@ -12,6 +12,7 @@ use shoal_runtime::{
 use shoal_spec::{Condition, Project, Restart, Service};
 
 use crate::order::start_order;
+use crate::routes::Routes;
 
 /// The replica count a service should run: a `shoal scale` override, else the file's.
 pub fn desired_count(svc: &Service, overrides: &BTreeMap<String, u32>) -> u32 {
@@ -42,6 +43,8 @@ pub struct Reconciler {
     restarts: HashMap<(String, u32), u32>,
     /// True until the first pass: `up` starts stopped containers whatever their policy.
     first: bool,
+    /// The published ports, drained of a replica before it stops.
+    routes: Option<Arc<Routes>>,
 }
 
 impl Reconciler {
@@ -52,7 +55,14 @@ impl Reconciler {
             project,
             restarts: HashMap::new(),
             first: true,
+            routes: None,
         }
+    }
+
+    /// Drains replicas from `routes` before stopping them.
+    pub fn with_routes(mut self, routes: Arc<Routes>) -> Reconciler {
+        self.routes = Some(routes);
+        self
     }
 
     /// Creates the project's networks and volumes; checks external ones exist.
@@ -300,6 +310,9 @@ impl Reconciler {
     }
 
     async fn remove(&self, c: &ContainerInfo, grace: std::time::Duration) -> Result<(), Error> {
+        if let Some(routes) = &self.routes {
+            routes.drain(c).await;
+        }
         if matches!(c.state, State::Running | State::Restarting) {
             self.rt.stop(&c.id, grace).await?;
         }

@@ -121,8 +121,67 @@ pub struct Service {
     #[serde(flatten)]
     pub other: IndexMap<String, serde_json::Value>,
     /// The service's `x-shoal` settings.
-    #[serde(rename = "x-shoal", skip_serializing_if = "Option::is_none")]
-    pub x_shoal: Option<serde_json::Value>,
+    #[serde(rename = "x-shoal", skip_serializing_if = "XShoal::is_empty")]
+    pub x_shoal: XShoal,
+}
+
+/// A service's `x-shoal` section.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct XShoal {
+    /// `x-shoal.lb`: how the published ports balance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lb: Option<Lb>,
+}
+
+impl XShoal {
+    fn is_empty(&self) -> bool {
+        self.lb.is_none()
+    }
+
+    /// The balancer settings, defaults where unset.
+    pub fn lb(&self) -> Lb {
+        self.lb.clone().unwrap_or_default()
+    }
+}
+
+/// `x-shoal.lb`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Lb {
+    /// `auto` (look at the first bytes), `http` or `tcp`.
+    pub protocol: String,
+    /// `least_request`, `round_robin` or `hash`.
+    pub strategy: String,
+    /// With `hash`: `client_ip`, `header:<name>` or `cookie:<name>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hash_on: Option<String>,
+    /// Extra attempts for a request that failed safely.
+    pub retries: u32,
+    /// Whole-request limit.
+    #[serde(serialize_with = "ser_duration")]
+    pub timeout: Duration,
+    /// Connect limit per attempt.
+    #[serde(serialize_with = "ser_duration")]
+    pub connect_timeout: Duration,
+    /// Consecutive failures that eject a replica.
+    pub eject_after: u32,
+    /// How long a leaving replica may finish what it has in flight.
+    #[serde(serialize_with = "ser_duration")]
+    pub drain_timeout: Duration,
+}
+
+impl Default for Lb {
+    fn default() -> Lb {
+        Lb {
+            protocol: "auto".into(),
+            strategy: "least_request".into(),
+            hash_on: None,
+            retries: 2,
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(3),
+            eject_after: 5,
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 /// `build:`.
@@ -501,6 +560,10 @@ pub fn format_duration(d: Duration) -> String {
         }
     }
     out
+}
+
+fn ser_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_duration(*d))
 }
 
 fn ser_opt_duration<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {

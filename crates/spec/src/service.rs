@@ -230,7 +230,7 @@ impl Cx<'_> {
                 "secrets" => svc.secrets = self.file_refs(v, p, "/run/secrets/"),
                 "configs" => svc.configs = self.file_refs(v, p, "/"),
                 "profiles" => svc.profiles = self.strings(v, p),
-                "x-shoal" => svc.x_shoal = Some(v.to_json()),
+                "x-shoal" => svc.x_shoal = self.x_shoal(v, p),
                 "extends" => {} // resolved before typing
                 key if key.starts_with("x-") => {}
                 key => {
@@ -290,6 +290,106 @@ impl Cx<'_> {
         // Typed even with errors, so that the checks across services still run and
         // every mistake is reported at once; the errors stop the load.
         Some(svc)
+    }
+
+    fn x_shoal(&mut self, node: &Node, path: &str) -> XShoal {
+        let mut x = XShoal::default();
+        let Some(fields) = self.fields(node, path, &["lb"]) else {
+            return x;
+        };
+        for (k, v) in fields {
+            if k.name == "lb" {
+                x.lb = self.lb(v, &join(path, "lb"));
+            }
+        }
+        x
+    }
+
+    fn lb(&mut self, node: &Node, path: &str) -> Option<Lb> {
+        let fields = self.fields(
+            node,
+            path,
+            &[
+                "protocol",
+                "strategy",
+                "hash_on",
+                "retries",
+                "timeout",
+                "connect_timeout",
+                "eject_after",
+                "drain_timeout",
+            ],
+        )?;
+        let mut lb = Lb::default();
+        for (k, v) in fields {
+            let p = join(path, &k.name);
+            let p = p.as_str();
+            match k.name.as_str() {
+                "protocol" => {
+                    if let Some(s) = self.one_of(v, p, &["auto", "http", "tcp"]) {
+                        lb.protocol = s;
+                    }
+                }
+                "strategy" => {
+                    if let Some(s) = self.one_of(v, p, &["least_request", "round_robin", "hash"]) {
+                        lb.strategy = s;
+                    }
+                }
+                "hash_on" => {
+                    let Some(s) = self.string(v, p) else { continue };
+                    let ok = s == "client_ip"
+                        || s.strip_prefix("header:").is_some_and(|h| !h.is_empty())
+                        || s.strip_prefix("cookie:").is_some_and(|c| !c.is_empty());
+                    if ok {
+                        lb.hash_on = Some(s);
+                    } else {
+                        self.error_hint(
+                            v,
+                            p,
+                            format!("`{s}` is not a hash key"),
+                            "use client_ip, header:<name> or cookie:<name>",
+                        );
+                    }
+                }
+                "retries" => lb.retries = self.int(v, p, 0, 10).unwrap_or(2) as u32,
+                "eject_after" => lb.eject_after = self.int(v, p, 1, 1000).unwrap_or(5) as u32,
+                "timeout" => lb.timeout = self.duration(v, p).unwrap_or(lb.timeout),
+                "connect_timeout" => {
+                    lb.connect_timeout = self.duration(v, p).unwrap_or(lb.connect_timeout)
+                }
+                "drain_timeout" => {
+                    lb.drain_timeout = self.duration(v, p).unwrap_or(lb.drain_timeout)
+                }
+                _ => {}
+            }
+        }
+        if lb.strategy == "hash" && lb.hash_on.is_none() {
+            self.error_hint(
+                node,
+                path,
+                "strategy `hash` needs `hash_on`",
+                "hash_on: client_ip, header:<name> or cookie:<name>",
+            );
+        }
+        Some(lb)
+    }
+
+    /// A string that must be one of `allowed`.
+    fn one_of(&mut self, node: &Node, path: &str, allowed: &[&str]) -> Option<String> {
+        let s = self.string(node, path)?;
+        if allowed.contains(&s.as_str()) {
+            return Some(s);
+        }
+        let mut e = crate::error::SpecError::new(
+            node.mark.clone(),
+            path,
+            format!("`{s}` is not one of {}", allowed.join(", ")),
+        );
+        if let Some(best) = crate::convert::closest(&s, allowed) {
+            e = e.hint(format!("did you mean `{best}`?"));
+        }
+        self.errors.push(e);
+        None
     }
 
     fn build(&mut self, node: &Node, path: &str) -> Option<Build> {

@@ -368,3 +368,35 @@ fn no_file_found() {
         Err(LoadError::NotFound { .. })
     ));
 }
+
+#[test]
+fn x_shoal_lb_is_typed_and_checked() {
+    let loaded = ok(&[(
+        "compose.yaml",
+        "services:\n  web:\n    image: a\n    x-shoal:\n      lb: {strategy: hash, hash_on: \"cookie:session\", retries: 1, timeout: 5s}\n",
+    )]);
+    let lb = loaded.project.services["web"].x_shoal.lb();
+    assert_eq!(
+        (lb.strategy.as_str(), lb.hash_on.as_deref(), lb.retries),
+        ("hash", Some("cookie:session"), 1)
+    );
+    assert_eq!(lb.timeout.as_secs(), 5);
+
+    let e = one_error(
+        "services:\n  web:\n    image: a\n    x-shoal:\n      lb: {strategy: leastrequest}\n",
+    );
+    assert_eq!(at(&e), (5, 22));
+    assert_eq!(e.path, "services.web.x-shoal.lb.strategy");
+    assert_eq!(
+        e.message,
+        "`leastrequest` is not one of least_request, round_robin, hash"
+    );
+    assert_eq!(e.hint.as_deref(), Some("did you mean `least_request`?"));
+
+    let e =
+        one_error("services:\n  web:\n    image: a\n    x-shoal:\n      lb: {strategy: hash}\n");
+    assert_eq!(e.message, "strategy `hash` needs `hash_on`");
+
+    let e = one_error("services:\n  web:\n    image: a\n    x-shoal:\n      lbb: {}\n");
+    assert_eq!(e.hint.as_deref(), Some("did you mean `lb`?"));
+}

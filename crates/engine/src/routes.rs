@@ -1,0 +1,161 @@
+//! The published ports of a project and the replicas behind each: bound before any
+//! container starts, pointed at the ready replicas after every pass, and drained of a
+//! replica before it is stopped.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use shoal_proxy::{Backends, HashOn, LbConfig, Protocol, Route, Strategy};
+use shoal_runtime::ContainerInfo;
+use shoal_spec::{Lb, Project, Service};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::control::ready;
+use crate::Error;
+
+/// One published port.
+struct Entry {
+    service: String,
+    target: u16,
+    /// Engine-side name of the network the replicas are reached on.
+    network: Option<String>,
+    route: Arc<Route>,
+    drain_timeout: Duration,
+}
+
+/// Every published port of a project.
+pub struct Routes {
+    entries: Vec<Entry>,
+}
+
+/// The balancer settings of a service, from its `x-shoal.lb`.
+pub fn lb_config(svc: &Service) -> LbConfig {
+    let lb: Lb = svc.x_shoal.lb();
+    let mut c = LbConfig::new(&svc.name);
+    c.protocol = match lb.protocol.as_str() {
+        "http" => Protocol::Http,
+        "tcp" => Protocol::Tcp,
+        _ => Protocol::Auto,
+    };
+    c.strategy = match (lb.strategy.as_str(), lb.hash_on.as_deref()) {
+        ("round_robin", _) => Strategy::RoundRobin,
+        ("hash", Some(on)) => Strategy::Hash(match on.split_once(':') {
+            Some(("header", h)) => HashOn::Header(h.to_ascii_lowercase()),
+            Some(("cookie", c)) => HashOn::Cookie(c.to_string()),
+            _ => HashOn::ClientIp,
+        }),
+        _ => Strategy::LeastRequest,
+    };
+    c.retries = lb.retries;
+    c.timeout = lb.timeout;
+    c.connect_timeout = lb.connect_timeout;
+    c.eject.failures = lb.eject_after;
+    c
+}
+
+impl Routes {
+    /// Binds every published TCP port of `project` and starts serving it (with no
+    /// replica yet) until `stop` turns true.
+    pub async fn bind(project: &Project, stop: watch::Receiver<bool>) -> Result<Routes, Error> {
+        let mut entries = Vec::new();
+        for svc in project.services.values() {
+            let network = svc
+                .networks
+                .keys()
+                .next()
+                .and_then(|k| project.networks.get(k))
+                .map(|n| n.name.clone());
+            for port in &svc.ports {
+                if port.protocol != "tcp" {
+                    tracing::warn!(service = %svc.name, "{}/{} is not published: shoal balances TCP only", port.target, port.protocol);
+                    continue;
+                }
+                let Some((host_port, _)) = port.published_range() else {
+                    continue;
+                };
+                let ip = if port.host_ip.is_empty() {
+                    "0.0.0.0"
+                } else {
+                    &port.host_ip
+                };
+                let addr: SocketAddr = format!("{ip}:{host_port}")
+                    .parse()
+                    .or_else(|_| format!("[{ip}]:{host_port}").parse())
+                    .map_err(|_| {
+                        Error::Bind(
+                            format!("{ip}:{host_port}"),
+                            std::io::Error::other("not an address"),
+                        )
+                    })?;
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| Error::Bind(addr.to_string(), e))?;
+                let route = Arc::new(Route::new(Backends::new(), lb_config(svc)));
+                tokio::spawn(shoal_proxy::serve(listener, route.clone(), stop.clone()));
+                tracing::info!(service = %svc.name, "listening on {addr} for {}:{}", svc.name, port.target);
+                entries.push(Entry {
+                    service: svc.name.clone(),
+                    target: port.target,
+                    network: network.clone(),
+                    route,
+                    drain_timeout: svc.x_shoal.lb().drain_timeout,
+                });
+            }
+        }
+        Ok(Routes { entries })
+    }
+
+    fn addr_of(e: &Entry, c: &ContainerInfo) -> Option<SocketAddr> {
+        let ip = match &e.network {
+            Some(n) => c.addresses.get(n),
+            None => c.addresses.values().next(),
+        }?;
+        format!("{ip}:{}", e.target).parse().ok()
+    }
+
+    /// Points every port at the ready replicas of its service.
+    pub fn update(&self, observed: &[ContainerInfo]) {
+        for e in &self.entries {
+            let addrs = observed
+                .iter()
+                .filter(|c| c.service == e.service && ready(c))
+                .filter_map(|c| Routes::addr_of(e, c))
+                .collect();
+            e.route.backends.replace(addrs);
+        }
+    }
+
+    /// Takes `c` out of its service's ports and waits until what it has in flight is
+    /// done (or the service's drain timeout passes).
+    pub async fn drain(&self, c: &ContainerInfo) {
+        for e in self.entries.iter().filter(|e| e.service == c.service) {
+            let Some(addr) = Routes::addr_of(e, c) else {
+                continue;
+            };
+            let rest: Vec<SocketAddr> = e
+                .route
+                .backends
+                .endpoints()
+                .iter()
+                .map(|ep| ep.addr)
+                .filter(|a| *a != addr)
+                .collect();
+            e.route.backends.replace(rest);
+            let left = e.route.backends.drain(addr, e.drain_timeout).await;
+            if left > 0 {
+                tracing::warn!(container = %c.name, "drain timed out with {left} requests in flight");
+            }
+        }
+    }
+
+    /// The routes of a service, for the metrics and the autoscaler.
+    pub fn of(&self, service: &str) -> Vec<Arc<Route>> {
+        self.entries
+            .iter()
+            .filter(|e| e.service == service)
+            .map(|e| e.route.clone())
+            .collect()
+    }
+}

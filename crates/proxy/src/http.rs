@@ -1,0 +1,518 @@
+//! The HTTP path: each request is checked, its head rewritten for the replica
+//! (forwarding headers in, hop-by-hop headers out), sent to a replica chosen by the
+//! port's strategy over a pooled connection, and retried on another replica when that
+//! is safe and the budget allows.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use http_body_util::BodyExt;
+use hyper::body::{Body, Incoming};
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::http::request::Parts;
+use hyper::{Method, Request, Response, StatusCode, Uri, Version};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+
+use crate::backends::Backends;
+use crate::balance::{hash_key, pick};
+use crate::body::{InFlight, ProxyBody};
+use crate::budget::Budget;
+use crate::config::{HashOn, LbConfig, Strategy};
+use crate::endpoint::Endpoint;
+use crate::error::{Origin, ProxyError};
+use crate::framing::Inspect;
+use crate::metrics::Stats;
+use crate::pool;
+
+/// Request bodies up to this size are read before forwarding, so that they can be
+/// replayed on another replica and so that a malformed one never reaches a replica.
+pub const REPLAY_LIMIT: usize = 64 * 1024;
+
+/// Everything one published port needs on the request path.
+pub struct Route {
+    /// The replicas.
+    pub backends: Arc<Backends>,
+    /// The settings.
+    pub config: LbConfig,
+    /// The retry budget.
+    pub budget: Budget,
+    /// Every request through the port, including those no replica took.
+    pub stats: Stats,
+}
+
+impl Route {
+    /// A route over `backends` with `config`.
+    pub fn new(backends: Arc<Backends>, config: LbConfig) -> Route {
+        let budget = Budget::new(config.retry_ratio, 10.0);
+        Route {
+            backends,
+            config,
+            budget,
+            stats: Stats::default(),
+        }
+    }
+}
+
+/// Milliseconds on the proxy's own clock (for ejection deadlines).
+pub fn now_ms() -> u64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+/// Serves an HTTP/1 client connection.
+pub async fn serve_http1(stream: TcpStream, peer: SocketAddr, route: Arc<Route>) {
+    let poisoned = Arc::new(AtomicBool::new(false));
+    let io = Inspect::new(stream, poisoned.clone());
+    let svc = hyper::service::service_fn(move |req| {
+        let route = route.clone();
+        let poisoned = poisoned.clone();
+        async move {
+            Ok::<_, Infallible>(handle(req, peer, &route, poisoned.load(Ordering::Relaxed)).await)
+        }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Some(Duration::from_secs(30)))
+        .max_buf_size(REPLAY_LIMIT.max(8192) * 2)
+        .serve_connection(TokioIo::new(io), svc)
+        .with_upgrades()
+        .await;
+}
+
+/// Serves an HTTP/2 (prior knowledge) client connection.
+pub async fn serve_http2(stream: TcpStream, peer: SocketAddr, route: Arc<Route>) {
+    let svc = hyper::service::service_fn(move |req| {
+        let route = route.clone();
+        async move { Ok::<_, Infallible>(handle(req, peer, &route, false).await) }
+    });
+    let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .serve_connection(TokioIo::new(stream), svc)
+        .await;
+}
+
+/// A short plain-text answer from shoal itself.
+fn reply(status: StatusCode, text: String, close: bool) -> Response<ProxyBody> {
+    let mut r = Response::new(ProxyBody::full(text + "\n"));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    if close {
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    r
+}
+
+fn error_response(e: &ProxyError, service: &str) -> Response<ProxyBody> {
+    let status = e.status();
+    let close = e.origin == Origin::Client;
+    reply(status, format!("shoal: {service}: {e}"), close)
+}
+
+/// Handles one request; never fails (errors become responses).
+pub async fn handle(
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    route: &Route,
+    poisoned: bool,
+) -> Response<ProxyBody> {
+    let start = Instant::now();
+    let result = if poisoned {
+        Err(ProxyError::client(
+            "ambiguous request framing (Content-Length with Transfer-Encoding)",
+        ))
+    } else {
+        match tokio::time::timeout(route.config.timeout, forward(req, peer, route)).await {
+            Ok(r) => r,
+            Err(_) => Err(ProxyError::timeout(route.config.timeout)),
+        }
+    };
+    match result {
+        Ok(resp) => {
+            route
+                .stats
+                .record(start.elapsed(), resp.status().is_server_error());
+            resp
+        }
+        Err(e) => {
+            route
+                .stats
+                .record(start.elapsed(), e.origin != Origin::Client);
+            error_response(&e, &route.config.service)
+        }
+    }
+}
+
+async fn forward(
+    mut req: Request<Incoming>,
+    peer: SocketAddr,
+    route: &Route,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    route.budget.deposit();
+    let upgrade = req.version() == Version::HTTP_11 && req.headers().contains_key(header::UPGRADE);
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    rewrite_request(&mut parts, peer, upgrade)?;
+    let key = affinity_key(&route.config.strategy, &parts.headers, peer);
+    let body = read_body(body, &parts.headers).await?;
+
+    if let Some(client) = client_upgrade {
+        return tunnel(parts, body, client, key, route).await;
+    }
+
+    let idempotent = matches!(
+        parts.method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    );
+    // A copy of the head, for resending after a replica failed mid-exchange. Only an
+    // idempotent request with a body in memory may be resent then.
+    let mut spare: Option<Spare> = match body.replay() {
+        Some(copy) if idempotent && route.config.retries > 0 => Some((
+            parts.method.clone(),
+            parts.uri.clone(),
+            parts.headers.clone(),
+            copy,
+        )),
+        _ => None,
+    };
+    let mut request = Some(Request::from_parts(parts, body));
+    let mut tried: Vec<SocketAddr> = Vec::new();
+    let mut attempts = 0u32;
+    let mut last_error: Option<ProxyError> = None;
+
+    loop {
+        let Some(req) = request.take() else {
+            return Err(last_error
+                .unwrap_or_else(|| ProxyError::replica("the request could not be resent", false)));
+        };
+        let Some(ep) = choose(route, key, &tried).await else {
+            return Err(last_error.unwrap_or_else(ProxyError::no_replica));
+        };
+        let now = now_ms();
+        let mut sender = match ep.pool.take() {
+            Some(s) => s,
+            None => match pool::connect(ep.addr, route.config.connect_timeout, false).await {
+                Ok(s) => s,
+                Err(e) => {
+                    // Never reached the replica: safe to try another, whatever the method.
+                    ep.record(false, &route.config.eject, now);
+                    ep.stats.record(Duration::ZERO, true);
+                    tried.push(ep.addr);
+                    last_error = Some(ProxyError::connect(ep.addr, e));
+                    if retry_allowed(route, &mut attempts) {
+                        request = Some(req);
+                        continue;
+                    }
+                    return Err(last_error.expect("set above"));
+                }
+            },
+        };
+        let guard = InFlight::start(ep.clone());
+        let sent = Instant::now();
+        let exchange = sender.try_send_request(req);
+        ep.pool.put(sender);
+        match exchange.await {
+            Ok(resp) => {
+                let rtt = sent.elapsed();
+                ep.observe_rtt(rtt, Instant::now());
+                let status = resp.status();
+                let unavailable = matches!(
+                    status,
+                    StatusCode::BAD_GATEWAY
+                        | StatusCode::SERVICE_UNAVAILABLE
+                        | StatusCode::GATEWAY_TIMEOUT
+                );
+                ep.record(!unavailable, &route.config.eject, now_ms());
+                ep.stats.record(rtt, unavailable);
+                if unavailable {
+                    if let Some(next) = resend(&mut spare, route, &mut attempts) {
+                        tried.push(ep.addr);
+                        request = Some(next);
+                        continue;
+                    }
+                }
+                let (mut parts, body) = resp.into_parts();
+                strip_hop_by_hop(&mut parts.headers, false);
+                return Ok(Response::from_parts(
+                    parts,
+                    ProxyBody::Upstream(body, Some(guard)),
+                ));
+            }
+            Err(mut e) => {
+                drop(guard);
+                if let Some(req) = e.take_message() {
+                    // The connection closed before the request was written (an idle
+                    // connection the replica had just closed): resend as it is.
+                    attempts += 1;
+                    if attempts <= route.config.retries + 2 {
+                        request = Some(req);
+                        continue;
+                    }
+                    return Err(ProxyError::replica(
+                        format!("{}: {}", ep.addr, e.into_error()),
+                        false,
+                    ));
+                }
+                ep.record(false, &route.config.eject, now_ms());
+                ep.stats.record(sent.elapsed(), true);
+                tried.push(ep.addr);
+                last_error = Some(ProxyError::replica(
+                    format!("{}: {}", ep.addr, e.into_error()),
+                    idempotent,
+                ));
+                match resend(&mut spare, route, &mut attempts) {
+                    Some(next) => request = Some(next),
+                    None => return Err(last_error.expect("set above")),
+                }
+            }
+        }
+    }
+}
+
+/// Takes a retry from the attempt allowance and the budget.
+fn retry_allowed(route: &Route, attempts: &mut u32) -> bool {
+    if *attempts >= route.config.retries || !route.budget.withdraw() {
+        return false;
+    }
+    *attempts += 1;
+    route.backends.endpoints().len() > 1 || route.config.retries > 0
+}
+
+/// What is kept of a request to send it again: its head and its body in memory.
+type Spare = (Method, Uri, HeaderMap, ProxyBody);
+
+/// A new copy of the request for another attempt, when one is allowed.
+fn resend(
+    spare: &mut Option<Spare>,
+    route: &Route,
+    attempts: &mut u32,
+) -> Option<Request<ProxyBody>> {
+    let (method, uri, headers, body) = spare.as_ref()?;
+    if !retry_allowed(route, attempts) {
+        return None;
+    }
+    route.stats.retries.fetch_add(1, Ordering::Relaxed);
+    let mut req = Request::new(body.replay()?);
+    *req.method_mut() = method.clone();
+    *req.uri_mut() = uri.clone();
+    *req.headers_mut() = headers.clone();
+    Some(req)
+}
+
+/// A replica for this request; waits briefly when none is ready (one may be starting).
+async fn choose(route: &Route, key: Option<u64>, tried: &[SocketAddr]) -> Option<Arc<Endpoint>> {
+    let deadline = Instant::now() + route.config.wait_for_ready;
+    loop {
+        let set = route.backends.endpoints();
+        if let Some(ep) = pick(
+            &set,
+            &route.config.strategy,
+            key,
+            &route.backends.rr,
+            tried,
+            now_ms(),
+        ) {
+            return Some(ep);
+        }
+        // Tried every replica there is: do not wait for more.
+        if !tried.is_empty() && set.iter().all(|e| tried.contains(&e.addr)) {
+            return None;
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// The affinity key of a request, for the hash strategy.
+fn affinity_key(strategy: &Strategy, headers: &HeaderMap, peer: SocketAddr) -> Option<u64> {
+    let Strategy::Hash(on) = strategy else {
+        return None;
+    };
+    match on {
+        HashOn::ClientIp => Some(hash_key(peer.ip().to_string().as_bytes())),
+        HashOn::Header(name) => headers.get(name.as_str()).map(|v| hash_key(v.as_bytes())),
+        HashOn::Cookie(name) => headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|c| c.trim().split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| hash_key(v.as_bytes())),
+    }
+}
+
+/// Reads a small body into memory (replayable, and checked before any replica sees
+/// it); a large one is streamed.
+async fn read_body(body: Incoming, headers: &HeaderMap) -> Result<ProxyBody, ProxyError> {
+    if body.is_end_stream() {
+        return Ok(ProxyBody::Empty);
+    }
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if length.is_some_and(|n| n > REPLAY_LIMIT as u64) {
+        return Ok(ProxyBody::Stream(body));
+    }
+    let mut body = body;
+    let mut buf = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| ProxyError::client(format!("malformed request body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            buf.extend_from_slice(&data);
+        }
+        if buf.len() > REPLAY_LIMIT {
+            return Ok(ProxyBody::Buffered(Some(buf.freeze()), body));
+        }
+    }
+    Ok(ProxyBody::full(buf.freeze()))
+}
+
+/// Hop-by-hop headers: they describe one connection, not the message.
+const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    // Headers the Connection header names are hop-by-hop too.
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .filter(|n| !(keep_upgrade && n == header::UPGRADE))
+        .collect();
+    for n in named {
+        headers.remove(n);
+    }
+    for n in &HOP_BY_HOP {
+        if keep_upgrade && n == header::CONNECTION {
+            continue;
+        }
+        headers.remove(n);
+    }
+    if !keep_upgrade {
+        headers.remove(header::UPGRADE);
+    } else {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+}
+
+/// Rewrites the head for the replica: origin-form URI, Host, forwarding headers, no
+/// hop-by-hop headers, HTTP/1.1.
+fn rewrite_request(parts: &mut Parts, peer: SocketAddr, upgrade: bool) -> Result<(), ProxyError> {
+    let host = match parts.headers.get(header::HOST) {
+        Some(h) => Some(h.clone()),
+        None => parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
+    };
+    let Some(host) = host else {
+        return Err(ProxyError::client("the request has no Host"));
+    };
+    if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
+        let pq = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        parts.uri = pq
+            .parse()
+            .map_err(|_| ProxyError::client("bad request target"))?;
+    }
+    strip_hop_by_hop(&mut parts.headers, upgrade);
+    parts.headers.insert(header::HOST, host.clone());
+    let ip = peer.ip().to_string();
+    let xff = match parts
+        .headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(prev) => format!("{prev}, {ip}"),
+        None => ip.clone(),
+    };
+    let forwarded_for = if peer.is_ipv6() {
+        format!("\"[{ip}]\"")
+    } else {
+        ip
+    };
+    let host_text = host.to_str().unwrap_or_default();
+    let forwarded = format!("for={forwarded_for};proto=http;host=\"{host_text}\"");
+    let forwarded = match parts
+        .headers
+        .get(header::FORWARDED)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(prev) => format!("{prev}, {forwarded}"),
+        None => forwarded,
+    };
+    let value = |s: String| {
+        HeaderValue::from_str(&s).map_err(|_| ProxyError::client("bad forwarding header"))
+    };
+    parts.headers.insert("x-forwarded-for", value(xff)?);
+    parts
+        .headers
+        .insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    parts.headers.insert("x-forwarded-host", host);
+    parts.headers.insert(header::FORWARDED, value(forwarded)?);
+    parts.version = Version::HTTP_11;
+    Ok(())
+}
+
+/// An `Upgrade` request (WebSocket): a fresh connection to one replica; on `101` the
+/// two connections are joined and bytes flow both ways until either side closes.
+async fn tunnel(
+    parts: Parts,
+    body: ProxyBody,
+    client: hyper::upgrade::OnUpgrade,
+    key: Option<u64>,
+    route: &Route,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    let Some(ep) = choose(route, key, &[]).await else {
+        return Err(ProxyError::no_replica());
+    };
+    let mut sender = pool::connect(ep.addr, route.config.connect_timeout, true)
+        .await
+        .map_err(|e| ProxyError::connect(ep.addr, e))?;
+    let guard = InFlight::start(ep.clone());
+    let mut resp = sender
+        .send_request(Request::from_parts(parts, body))
+        .await
+        .map_err(|e| ProxyError::replica(format!("{}: {e}", ep.addr), false))?;
+    ep.stats.record(Duration::ZERO, false);
+    if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+        let (mut parts, body) = resp.into_parts();
+        strip_hop_by_hop(&mut parts.headers, false);
+        return Ok(Response::from_parts(
+            parts,
+            ProxyBody::Upstream(body, Some(guard)),
+        ));
+    }
+    let upstream = hyper::upgrade::on(&mut resp);
+    tokio::spawn(async move {
+        let _guard = guard;
+        if let (Ok(c), Ok(u)) = (client.await, upstream.await) {
+            let _ = tokio::io::copy_bidirectional(&mut TokioIo::new(c), &mut TokioIo::new(u)).await;
+        }
+    });
+    let (parts, _) = resp.into_parts();
+    Ok(Response::from_parts(parts, ProxyBody::Empty))
+}

@@ -1,0 +1,430 @@
+//! The data path on loopback, against small in-process replicas: spreading, retries,
+//! ejection, timeouts, forwarding headers, smuggling, HTTP/2, upgrades and TCP.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use shoal_proxy::{Backends, LbConfig, Protocol, Route, Strategy};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// What an in-process replica does with a request.
+#[derive(Clone, Copy)]
+enum Behaviour {
+    /// Answers 200 with its name.
+    Name,
+    /// Answers with the request's headers.
+    Headers,
+    /// Answers after a delay.
+    Slow(u64),
+    /// Answers 503.
+    Unavailable,
+    /// Reads the request and closes the connection without answering.
+    Reset,
+}
+
+struct Replica {
+    addr: SocketAddr,
+    hits: Arc<AtomicUsize>,
+}
+
+async fn replica(name: &'static str, behaviour: Behaviour) -> Replica {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                if let Behaviour::Reset = behaviour {
+                    let mut stream = stream;
+                    let mut buf = [0u8; 4096];
+                    let _ = stream.read(&mut buf).await;
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    return;
+                }
+                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let counter = counter.clone();
+                    async move {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        if req.headers().contains_key("upgrade") {
+                            return Ok::<_, Infallible>(upgrade_echo(req));
+                        }
+                        let (status, body) = match behaviour {
+                            Behaviour::Name => (200, name.to_string()),
+                            Behaviour::Headers => {
+                                let mut out = String::new();
+                                for (k, v) in req.headers() {
+                                    out.push_str(&format!("{k}: {}\n", v.to_str().unwrap()));
+                                }
+                                (200, out)
+                            }
+                            Behaviour::Slow(ms) => {
+                                tokio::time::sleep(Duration::from_millis(ms)).await;
+                                (200, name.to_string())
+                            }
+                            Behaviour::Unavailable => (503, "busy".to_string()),
+                            Behaviour::Reset => unreachable!(),
+                        };
+                        let mut r = Response::new(Full::new(Bytes::from(body)));
+                        *r.status_mut() = StatusCode::from_u16(status).unwrap();
+                        Ok(r)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    });
+    Replica { addr, hits }
+}
+
+/// Answers an upgrade with 101 and echoes raw bytes.
+fn upgrade_echo(mut req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let on = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(up) = on.await else { return };
+        let mut io = TokioIo::new(up);
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = io.read(&mut buf).await {
+            if n == 0 || io.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+    });
+    Response::builder()
+        .status(101)
+        .header("upgrade", "echo")
+        .header("connection", "upgrade")
+        .body(Full::new(Bytes::new()))
+        .unwrap()
+}
+
+struct Front {
+    addr: SocketAddr,
+    route: Arc<Route>,
+    _stop: watch::Sender<bool>,
+}
+
+async fn front(replicas: &[&Replica], config: LbConfig) -> Front {
+    let backends = Backends::new();
+    backends.replace(replicas.iter().map(|r| r.addr).collect());
+    let route = Arc::new(Route::new(backends, config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, rx) = watch::channel(false);
+    tokio::spawn(shoal_proxy::serve(listener, route.clone(), rx));
+    Front {
+        addr,
+        route,
+        _stop: stop,
+    }
+}
+
+fn config() -> LbConfig {
+    let mut c = LbConfig::new("web");
+    c.wait_for_ready = Duration::from_millis(200);
+    c
+}
+
+/// One HTTP/1.1 keep-alive client.
+struct Client(hyper::client::conn::http1::SendRequest<Full<Bytes>>);
+
+impl Client {
+    async fn connect(addr: SocketAddr) -> Client {
+        let s = TcpStream::connect(addr).await.unwrap();
+        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        Client(send)
+    }
+
+    async fn get(&mut self, path: &str) -> (StatusCode, HashMap<String, String>, String) {
+        self.0.ready().await.unwrap();
+        let req = Request::get(path)
+            .header("host", "example.test")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let resp = self.0.send_request(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_string()))
+            .collect();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, headers, String::from_utf8_lossy(&body).into_owned())
+    }
+}
+
+#[tokio::test]
+async fn round_robin_shares_evenly() {
+    let (a, b, c) = (
+        replica("a", Behaviour::Name).await,
+        replica("b", Behaviour::Name).await,
+        replica("c", Behaviour::Name).await,
+    );
+    let mut cfg = config();
+    cfg.strategy = Strategy::RoundRobin;
+    let f = front(&[&a, &b, &c], cfg).await;
+    let mut client = Client::connect(f.addr).await;
+    for _ in 0..3000 {
+        assert_eq!(client.get("/").await.0, 200);
+    }
+    for r in [&a, &b, &c] {
+        let n = r.hits.load(Ordering::SeqCst);
+        assert!((900..=1100).contains(&n), "{n}");
+    }
+}
+
+#[tokio::test]
+async fn least_request_avoids_a_slow_replica() {
+    let (fast1, fast2, slow) = (
+        replica("f1", Behaviour::Name).await,
+        replica("f2", Behaviour::Name).await,
+        replica("s", Behaviour::Slow(50)).await,
+    );
+    let f = front(&[&fast1, &fast2, &slow], config()).await;
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let addr = f.addr;
+        tasks.push(tokio::spawn(async move {
+            let mut c = Client::connect(addr).await;
+            for _ in 0..100 {
+                assert_eq!(c.get("/").await.0, 200);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let slow_hits = slow.hits.load(Ordering::SeqCst);
+    let fast_hits = fast1.hits.load(Ordering::SeqCst) + fast2.hits.load(Ordering::SeqCst);
+    assert!(
+        slow_hits * 10 < fast_hits,
+        "slow {slow_hits}, fast {fast_hits}"
+    );
+}
+
+#[tokio::test]
+async fn forwarding_headers_in_hop_by_hop_out() {
+    let r = replica("h", Behaviour::Headers).await;
+    let f = front(&[&r], config()).await;
+    let mut s = TcpStream::connect(f.addr).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: shop.test\r\nConnection: keep-alive, x-secret\r\nX-Secret: 1\r\nKeep-Alive: timeout=5\r\nX-Forwarded-For: 203.0.113.9\r\n\r\n").await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = s.read(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+    assert!(text.starts_with("http/1.1 200"), "{text}");
+    assert!(
+        text.contains("x-forwarded-for: 203.0.113.9, 127.0.0.1\n"),
+        "{text}"
+    );
+    assert!(text.contains("x-forwarded-proto: http\n"), "{text}");
+    assert!(text.contains("x-forwarded-host: shop.test\n"), "{text}");
+    assert!(
+        text.contains("forwarded: for=127.0.0.1;proto=http;host=\"shop.test\"\n"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("x-secret"),
+        "named in Connection: hop-by-hop: {text}"
+    );
+    assert!(!text.contains("keep-alive: timeout"), "{text}");
+}
+
+async fn raw(addr: SocketAddr, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn smuggling_attempts_get_400_and_never_reach_a_replica() {
+    let r = replica("r", Behaviour::Name).await;
+    let f = front(&[&r], config()).await;
+    let cases: [&[u8]; 6] = [
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde",
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked, identity\r\n\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n",
+    ];
+    for case in cases {
+        let out = raw(f.addr, case).await;
+        assert!(
+            out.starts_with("HTTP/1.1 400"),
+            "{:?} -> {out:?}",
+            String::from_utf8_lossy(case)
+        );
+    }
+    assert_eq!(r.hits.load(Ordering::SeqCst), 0);
+    // A clean request still goes through.
+    let out = raw(f.addr, b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n").await;
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert_eq!(r.hits.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn dead_and_resetting_replicas_are_retried() {
+    let good = replica("good", Behaviour::Name).await;
+    let reset = replica("reset", Behaviour::Reset).await;
+    let dead_addr = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dead = Replica {
+        addr: dead_addr,
+        hits: Arc::new(AtomicUsize::new(0)),
+    };
+    let mut cfg = config();
+    cfg.strategy = Strategy::RoundRobin;
+    let f = front(&[&good, &reset, &dead], cfg).await;
+    let mut client = Client::connect(f.addr).await;
+    for _ in 0..60 {
+        let (status, _, body) = client.get("/").await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "good"));
+    }
+    // Both bad replicas were ejected after their first failures.
+    assert!(
+        reset.hits.load(Ordering::SeqCst) <= 10,
+        "{}",
+        reset.hits.load(Ordering::SeqCst)
+    );
+    assert!(f.route.stats.snapshot().retries > 0);
+}
+
+#[tokio::test]
+async fn unavailable_replica_is_ejected() {
+    let good = replica("good", Behaviour::Name).await;
+    let bad = replica("bad", Behaviour::Unavailable).await;
+    let mut cfg = config();
+    cfg.strategy = Strategy::RoundRobin;
+    let f = front(&[&good, &bad], cfg).await;
+    let mut client = Client::connect(f.addr).await;
+    for _ in 0..200 {
+        assert_eq!(client.get("/").await.0, 200);
+    }
+    // Five failures eject it; after the first second one probe may go.
+    assert!(
+        bad.hits.load(Ordering::SeqCst) <= 6,
+        "{}",
+        bad.hits.load(Ordering::SeqCst)
+    );
+}
+
+#[tokio::test]
+async fn no_replica_is_503_and_slow_replica_is_504() {
+    let f = front(&[], config()).await;
+    let out = raw(
+        f.addr,
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(out.starts_with("HTTP/1.1 503"), "{out}");
+    assert!(out.contains("shoal: web: no replica is ready"), "{out}");
+
+    let slow = replica("slow", Behaviour::Slow(2000)).await;
+    let mut cfg = config();
+    cfg.timeout = Duration::from_millis(200);
+    let f = front(&[&slow], cfg).await;
+    let out = raw(
+        f.addr,
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(out.starts_with("HTTP/1.1 504"), "{out}");
+}
+
+#[tokio::test]
+async fn http2_prior_knowledge() {
+    let r = replica("r", Behaviour::Name).await;
+    let f = front(&[&r], config()).await;
+    let s = TcpStream::connect(f.addr).await.unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(s))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    for _ in 0..10 {
+        let req = Request::get("http://example.test/")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let resp = send.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.version(), hyper::Version::HTTP_2);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"r");
+    }
+}
+
+#[tokio::test]
+async fn upgrade_is_tunnelled() {
+    let r = replica("r", Behaviour::Name).await;
+    let f = front(&[&r], config()).await;
+    let mut s = TcpStream::connect(f.addr).await.unwrap();
+    s.write_all(b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = s.read(&mut buf).await.unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: echo"), "{head}");
+    s.write_all(b"ping over the tunnel").await.unwrap();
+    let n = s.read(&mut buf).await.unwrap();
+    assert_eq!(&buf[..n], b"ping over the tunnel");
+}
+
+#[tokio::test]
+async fn tcp_mode_and_non_http_bytes() {
+    // A raw echo server as the replica.
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = l.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 256];
+                while let Ok(n) = s.read(&mut buf).await {
+                    if n == 0 || s.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let echo = Replica {
+        addr,
+        hits: Arc::new(AtomicUsize::new(0)),
+    };
+    for protocol in [Protocol::Tcp, Protocol::Auto] {
+        let mut cfg = config();
+        cfg.protocol = protocol;
+        let f = front(&[&echo], cfg).await;
+        let mut s = TcpStream::connect(f.addr).await.unwrap();
+        s.write_all(&[0, 0, 0, 8, 4, 210, 22, 47]).await.unwrap();
+        let mut buf = [0u8; 8];
+        s.read_exact(&mut buf).await.unwrap();
+        assert_eq!(buf, [0, 0, 0, 8, 4, 210, 22, 47]);
+    }
+}
