@@ -5,6 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/debian-base.sh
+# The testkit image is FROM scratch: its binary must be static.
+RUSTFLAGS='-C target-feature=+crt-static' cargo build --locked -p shoal-testkit --release \
+  --target x86_64-unknown-linux-gnu --target-dir target/static
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 status=0

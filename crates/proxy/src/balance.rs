@@ -153,6 +153,23 @@ mod tests {
     }
 
     #[test]
+    fn a_stalled_replica_without_an_estimate_does_not_draw_everything() {
+        let s = set(2);
+        // Replica 0 took a request a while ago and has not answered; replica 1 is
+        // answering in about a millisecond.
+        s[0].begin();
+        std::thread::sleep(Duration::from_millis(20));
+        s[1].observe_rtt(Duration::from_millis(1), Instant::now());
+        let now = Instant::now();
+        assert!(
+            s[0].load(now) > s[1].load(now) * 5.0,
+            "{} vs {}",
+            s[0].load(now),
+            s[1].load(now)
+        );
+    }
+
+    #[test]
     fn hash_is_sticky_and_stable_when_others_leave() {
         let s = set(4);
         let rr = AtomicUsize::new(0);

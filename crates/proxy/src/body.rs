@@ -4,7 +4,6 @@
 //! counts it in flight until its last byte.
 
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -19,14 +18,14 @@ pub struct InFlight(Arc<Endpoint>);
 impl InFlight {
     /// Starts counting.
     pub fn start(endpoint: Arc<Endpoint>) -> InFlight {
-        endpoint.in_flight.fetch_add(1, Ordering::Relaxed);
+        endpoint.begin();
         InFlight(endpoint)
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.end();
     }
 }
 

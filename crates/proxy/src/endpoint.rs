@@ -26,6 +26,9 @@ pub struct Endpoint {
     pub pool: Pool,
     /// Set when it left the backend set: no new requests, in-flight ones finish.
     pub draining: AtomicBool,
+    /// When it last made progress (took its first pending request, or finished one),
+    /// µs on the proxy's clock.
+    progress_us: AtomicU64,
     ewma: Mutex<PeakEwma>,
     accrual: Accrual,
 }
@@ -39,20 +42,43 @@ impl Endpoint {
             stats: Stats::default(),
             pool: Pool::default(),
             draining: AtomicBool::new(false),
+            progress_us: AtomicU64::new(0),
             ewma: Mutex::new(PeakEwma::new(Instant::now())),
             accrual: Accrual::default(),
         }
     }
 
-    /// The balancer's cost: latency estimate × (in-flight + 1).
+    /// The balancer's cost: latency estimate × (in-flight + 1). A replica with work
+    /// pending cannot be faster than the time since it last made progress: that keeps
+    /// a slow replica that has not answered yet (so has no estimate) from drawing
+    /// everything.
     pub fn load(&self, now: Instant) -> f64 {
-        let rtt = self.ewma.lock().expect("not poisoned").estimate(now);
-        rtt * f64::from(self.in_flight.load(Ordering::Relaxed) + 1)
+        let mut rtt = self.ewma.lock().expect("not poisoned").estimate(now);
+        let pending = self.in_flight.load(Ordering::Relaxed);
+        if pending > 0 {
+            let stalled_us = clock_us().saturating_sub(self.progress_us.load(Ordering::Relaxed));
+            rtt = rtt.max(stalled_us as f64 * 1000.0);
+        }
+        rtt * f64::from(pending + 1)
     }
 
     /// Records a round-trip time (to the response head).
     pub fn observe_rtt(&self, rtt: Duration, now: Instant) {
         self.ewma.lock().expect("not poisoned").observe(rtt, now);
+        self.progress_us.store(clock_us(), Ordering::Relaxed);
+    }
+
+    /// A request starts: counts it in flight.
+    pub fn begin(&self) {
+        if self.in_flight.fetch_add(1, Ordering::Relaxed) == 0 {
+            self.progress_us.store(clock_us(), Ordering::Relaxed);
+        }
+    }
+
+    /// A request ends.
+    pub fn end(&self) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.progress_us.store(clock_us(), Ordering::Relaxed);
     }
 
     /// Whether it may take a request now. An ejected replica whose time is up takes
@@ -77,11 +103,21 @@ impl Endpoint {
     }
 }
 
+/// Microseconds since the proxy's clock started.
+fn clock_us() -> u64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_micros() as u64
+}
+
 /// Peak-EWMA of round-trip times: jumps up to a slower sample at once, decays towards
 /// faster ones, and drifts back towards fast as time passes without samples.
 struct PeakEwma {
     estimate_ns: f64,
     at: Instant,
+    /// False until the first sample, which replaces the default outright: a fast
+    /// replica should not look like the default 30 ms for the ten seconds the decay
+    /// would take to forget it.
+    observed: bool,
 }
 
 impl PeakEwma {
@@ -89,6 +125,7 @@ impl PeakEwma {
         PeakEwma {
             estimate_ns: DEFAULT_RTT.as_nanos() as f64,
             at: now,
+            observed: false,
         }
     }
 
@@ -103,7 +140,8 @@ impl PeakEwma {
 
     fn observe(&mut self, rtt: Duration, now: Instant) {
         let sample = rtt.as_nanos() as f64;
-        if sample > self.estimate_ns {
+        if !self.observed || sample > self.estimate_ns {
+            self.observed = true;
             self.estimate_ns = sample;
         } else {
             let w = self.weight(now);

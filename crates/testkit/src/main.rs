@@ -15,7 +15,7 @@
 //! | `GET /healthz` | 200 when healthy, 503 when not |
 //! | `GET /headers` | the request's headers, one `name: value` a line |
 //! | `POST /echo` | the request body |
-//! | `GET /requests` | how many requests this replica served |
+//! | `GET /requests` | how many requests this replica served (probes, knobs and this one not counted) |
 //! | `GET /ws` (`Upgrade: websocket`) | a WebSocket that echoes every message |
 //! | `/admin/latency?ms=N` | adds N ms to every `GET /` |
 //! | `/admin/healthy?v=false` | `/healthz` answers 503 |
@@ -79,6 +79,15 @@ fn main() {
     });
     rt.block_on(async move {
         tokio::spawn(tcp_echo(tcp_port));
+        // As PID 1 in a container nothing ends the process on SIGTERM unless it does.
+        tokio::spawn(async {
+            if let Ok(mut term) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            {
+                term.recv().await;
+                std::process::exit(0);
+            }
+        });
         let listener = TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], port)))
             .await
             .expect("bind PORT");
@@ -132,7 +141,13 @@ fn text(knobs: &Knobs, status: StatusCode, body: impl Into<Bytes>) -> Response<B
 }
 
 async fn handle(req: Request<Incoming>, knobs: Arc<Knobs>) -> Result<Response<Body>, Infallible> {
-    knobs.served.fetch_add(1, Ordering::Relaxed);
+    // The count leaves out the probes and the knobs, so tests can tell what reached
+    // the replica from what they asked.
+    let counted = !matches!(req.uri().path(), "/healthz" | "/requests")
+        && !req.uri().path().starts_with("/admin/");
+    if counted {
+        knobs.served.fetch_add(1, Ordering::Relaxed);
+    }
     let ms = |req: &Request<Incoming>, key| {
         param(req, key)
             .and_then(|v| v.parse::<u64>().ok())
@@ -214,7 +229,7 @@ async fn handle(req: Request<Incoming>, knobs: Arc<Knobs>) -> Result<Response<Bo
         }
         _ => text(&knobs, StatusCode::NOT_FOUND, "not found\n"),
     };
-    if !path.starts_with("/admin/") && knobs.exit_after.fetch_sub(1, Ordering::Relaxed) == 1 {
+    if counted && knobs.exit_after.fetch_sub(1, Ordering::Relaxed) == 1 {
         // This was the last one: exit once the response is on its way.
         tokio::spawn(async {
             tokio::time::sleep(Duration::from_millis(20)).await;

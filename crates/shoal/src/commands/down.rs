@@ -7,8 +7,17 @@ use crate::api::Client;
 use crate::cli::{DownArgs, Global};
 
 pub async fn run(global: &Global, args: &DownArgs) -> anyhow::Result<ExitCode> {
-    let loaded = super::load(global)?;
-    let name = &loaded.project.name;
+    // Like `docker compose -p NAME down`, this works without the Compose file: all it
+    // needs is the project name, and everything is found by label.
+    let name = match (&global.project_name, super::load(global)) {
+        (_, Ok(loaded)) => loaded.project.name,
+        (Some(name), Err(e)) if !e.to_string().contains("not valid") => {
+            eprintln!("warning: {e:#}; removing project {name} by its labels");
+            name.clone()
+        }
+        (_, Err(e)) => return Err(e),
+    };
+    let name = &name;
     let rt = super::engine().await?;
     if let Some(client) = Client::connect(&crate::state::socket(name)).await {
         eprintln!("stopping the control plane of {name}");

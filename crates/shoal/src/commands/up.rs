@@ -80,6 +80,30 @@ pub async fn run(global: &Global, args: &UpArgs) -> anyhow::Result<ExitCode> {
             width,
         ))
     });
+    // A control plane whose state directory is gone (removed by `down` run with
+    // another state directory, or by hand) can no longer be reached: it stops.
+    let watch_socket = state::socket(&project.name);
+    let commands = handle.commands.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if !watch_socket.exists() {
+                tracing::warn!(
+                    "{} was removed: stopping the control plane",
+                    watch_socket.display()
+                );
+                let _ = commands
+                    .send(Command::Shutdown {
+                        remove: false,
+                        volumes: false,
+                    })
+                    .await;
+                return;
+            }
+        }
+    });
     let commands = handle.commands.clone();
     tokio::spawn(async move {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

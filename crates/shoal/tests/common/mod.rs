@@ -38,6 +38,8 @@ pub struct Project {
     pub env: HashMap<String, String>,
     /// Images to remove at the end.
     pub images: Vec<String>,
+    /// The directory holding a generated compose file, removed after `down`.
+    pub dir: Option<tempfile::TempDir>,
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -52,6 +54,7 @@ impl Project {
             state: tempfile::tempdir().unwrap(),
             env: HashMap::new(),
             images: Vec::new(),
+            dir: None,
         }
     }
 
@@ -188,4 +191,140 @@ pub fn started_at(id: &str) -> String {
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A build context for the testkit image: the static testkit binary and a
+/// `FROM scratch` Dockerfile. The binary is built once (static, in its own target
+/// directory so the regular build keeps its cache); `scripts/test.sh` builds it first.
+pub fn testkit_context() -> PathBuf {
+    static CONTEXT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    CONTEXT
+        .get_or_init(|| {
+            let target = root().join("target/static");
+            let bin = target.join("x86_64-unknown-linux-gnu/release/testkit");
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "-p", "shoal-testkit", "--release", "--target", "x86_64-unknown-linux-gnu", "--target-dir"])
+                .arg(&target)
+                .env("RUSTFLAGS", "-C target-feature=+crt-static")
+                .current_dir(root())
+                .status()
+                .expect("cargo build testkit");
+            assert!(status.success(), "building the static testkit failed");
+            let dir = std::env::temp_dir().join(format!("shoal-testkit-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::copy(&bin, dir.join("testkit")).unwrap();
+            std::fs::write(
+                dir.join("Dockerfile"),
+                "FROM scratch\nCOPY testkit /testkit\nEXPOSE 8080 9000\nENTRYPOINT [\"/testkit\"]\n",
+            )
+            .unwrap();
+            dir
+        })
+        .clone()
+}
+
+/// A compose service running testkit, as YAML lines indented for `services:`.
+pub fn testkit_service(name: &str, replicas: u32, ports: &str, extra: &str) -> String {
+    format!(
+        "  {name}:\n    build: {ctx}\n    deploy: {{replicas: {replicas}}}\n    ports: [{ports}]\n    healthcheck: {{test: [\"CMD\", \"/testkit\", \"--check\"], interval: 1s, timeout: 1s, retries: 2}}\n    stop_grace_period: 2s\n{extra}",
+        ctx = testkit_context().display()
+    )
+}
+
+/// A project over a compose file written from `yaml` in a fresh directory.
+pub fn project_from(tag: &str, yaml: &str) -> Project {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("compose.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let mut p = Project::new(tag, file);
+    for line in yaml.lines() {
+        if let Some(svc) = line.strip_prefix("  ").and_then(|l| l.strip_suffix(':')) {
+            if !svc.starts_with(' ') {
+                p.images.push(format!("{}-{svc}", p.name));
+            }
+        }
+    }
+    p.dir = Some(dir);
+    p
+}
+
+/// An HTTP/1.1 client on one kept-alive connection.
+pub struct KeepAlive {
+    reader: std::io::BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl KeepAlive {
+    /// Connects to `127.0.0.1:port`.
+    pub fn connect(port: u16) -> std::io::Result<KeepAlive> {
+        KeepAlive::connect_to("127.0.0.1", port)
+    }
+
+    /// Connects to `host:port`.
+    pub fn connect_to(host: &str, port: u16) -> std::io::Result<KeepAlive> {
+        let s = TcpStream::connect((host, port))?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        s.set_nodelay(true)?;
+        Ok(KeepAlive {
+            writer: s.try_clone()?,
+            reader: std::io::BufReader::new(s),
+        })
+    }
+
+    /// `GET path`; the status, the headers (lower-case names) and the body.
+    pub fn get(&mut self, path: &str) -> std::io::Result<Response> {
+        use std::io::BufRead;
+        write!(
+            self.writer,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        )?;
+        let mut line = String::new();
+        self.reader.read_line(&mut line)?;
+        let status = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| std::io::Error::other(format!("bad status line {line:?}")))?;
+        let mut headers = HashMap::new();
+        loop {
+            let mut h = String::new();
+            self.reader.read_line(&mut h)?;
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+            }
+        }
+        let len: usize = headers
+            .get("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0u8; len];
+        self.reader.read_exact(&mut body)?;
+        Ok(Response {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        })
+    }
+}
+
+/// The address of a container on its first network, from the engine.
+pub fn container_ip(id: &str) -> String {
+    let out = Command::new("docker")
+        .args([
+            "inspect",
+            "-f",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
+            id,
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
