@@ -64,6 +64,14 @@ pub struct ServiceStatus {
     pub running: u32,
     /// Replicas in the balancer.
     pub ready: u32,
+    /// Requests (or connections) through its published ports.
+    pub requests: u64,
+    /// Of those, the ones that failed (no replica, a replica's error, a timeout).
+    pub failures: u64,
+    /// Attempts retried on another replica.
+    pub retries: u64,
+    /// Requests in flight now.
+    pub in_flight: u64,
 }
 
 /// A way to talk to a running control plane.
@@ -202,14 +210,25 @@ impl ControlPlane {
                 let mine = pass.observed.iter().filter(|c| c.service == svc.name);
                 let running = mine.clone().filter(|c| c.state == State::Running).count() as u32;
                 let ready = mine.filter(|c| ready(c)).count() as u32;
-                (
-                    svc.name.clone(),
-                    ServiceStatus {
-                        desired: desired_count(svc, &self.desired.counts),
-                        running,
-                        ready,
-                    },
-                )
+                let mut status = ServiceStatus {
+                    desired: desired_count(svc, &self.desired.counts),
+                    running,
+                    ready,
+                    ..ServiceStatus::default()
+                };
+                for route in self.routes.of(&svc.name) {
+                    let snap = route.stats.snapshot();
+                    status.requests += snap.requests;
+                    status.failures += snap.failures;
+                    status.retries += snap.retries;
+                    status.in_flight += route
+                        .backends
+                        .endpoints()
+                        .iter()
+                        .map(|e| u64::from(e.in_flight.load(std::sync::atomic::Ordering::Relaxed)))
+                        .sum::<u64>();
+                }
+                (svc.name.clone(), status)
             })
             .collect();
         for f in &pass.failures {

@@ -68,6 +68,7 @@ pub fn now_ms() -> u64 {
 pub async fn serve_http1(stream: TcpStream, peer: SocketAddr, route: Arc<Route>) {
     let poisoned = Arc::new(AtomicBool::new(false));
     let io = Inspect::new(stream, poisoned.clone());
+    let (header_timeout, max_header) = (route.config.header_timeout, route.config.max_header_bytes);
     let svc = hyper::service::service_fn(move |req| {
         let route = route.clone();
         let poisoned = poisoned.clone();
@@ -77,8 +78,9 @@ pub async fn serve_http1(stream: TcpStream, peer: SocketAddr, route: Arc<Route>)
     });
     let _ = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(Some(Duration::from_secs(30)))
-        .max_buf_size(REPLAY_LIMIT.max(8192) * 2)
+        .header_read_timeout(Some(header_timeout))
+        .max_header_size(max_header)
+        .max_buf_size(max_header.max(REPLAY_LIMIT).max(8192) * 2)
         .serve_connection(TokioIo::new(io), svc)
         .with_upgrades()
         .await;

@@ -428,3 +428,44 @@ async fn tcp_mode_and_non_http_bytes() {
         assert_eq!(buf, [0, 0, 0, 8, 4, 210, 22, 47]);
     }
 }
+
+#[tokio::test]
+async fn slow_headers_idle_connections_and_huge_heads_are_cut() {
+    let r = replica("r", Behaviour::Name).await;
+    let mut cfg = config();
+    cfg.header_timeout = Duration::from_millis(300);
+    cfg.max_header_bytes = 8 * 1024;
+    let f = front(&[&r], cfg).await;
+
+    // Slowloris: half a head, then nothing.
+    let mut s = TcpStream::connect(f.addr).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut out)).await;
+    assert!(
+        closed.is_ok(),
+        "a client that never finishes its head is cut off"
+    );
+
+    // Idle after a request: closed too.
+    let mut s = TcpStream::connect(f.addr).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let closed = tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut out)).await;
+    assert!(closed.is_ok(), "an idle keep-alive connection is closed");
+
+    // A head over the limit: 431, and the replica never sees it.
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
+        "x".repeat(16 * 1024)
+    );
+    let out = raw(f.addr, big.as_bytes()).await;
+    assert!(out.starts_with("HTTP/1.1 431"), "{out}");
+    assert_eq!(r.hits.load(Ordering::SeqCst), 1);
+}

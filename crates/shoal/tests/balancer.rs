@@ -25,7 +25,7 @@ fn app_ids(p: &common::Project) -> Vec<String> {
 }
 
 #[test]
-fn round_robin_shares_and_a_kill_under_load_loses_nothing() {
+fn round_robin_shares_and_scale_in_or_a_kill_under_load_lose_nothing() {
     let port = free_port();
     let yaml = format!(
         "services:\n{}",
@@ -76,6 +76,11 @@ fn round_robin_shares_and_a_kill_under_load_loses_nothing() {
         })
         .collect();
     std::thread::sleep(Duration::from_millis(1500));
+    // Scale in: the leaving replica drains first.
+    p.ok(&["scale", "app=2"]);
+    common::eventually(Duration::from_secs(20), "replica 3 gone", || {
+        (app_ids(&p).len() == 2).then_some(())
+    });
     let victim = app_ids(&p)[1].clone();
     let killed = std::process::Command::new("docker")
         .args(["kill", "-s", "KILL", &victim])

@@ -97,6 +97,16 @@ pub async fn run(global: &Global, args: &PsArgs) -> anyhow::Result<ExitCode> {
         );
     }
     if let Some(s) = control {
+        for (name, svc) in s
+            .services
+            .iter()
+            .filter(|(_, v)| v.requests > 0 || v.in_flight > 0)
+        {
+            println!(
+                "{name}: {} requests, {} failed, {} retried, {} in flight; {}/{} replicas ready",
+                svc.requests, svc.failures, svc.retries, svc.in_flight, svc.ready, svc.desired
+            );
+        }
         for w in &s.waiting {
             println!("waiting: {w}");
         }
