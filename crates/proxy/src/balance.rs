@@ -58,6 +58,44 @@ pub fn pick(
     tried: &[SocketAddr],
     now_ms: u64,
 ) -> Option<Arc<Endpoint>> {
+    let usable = |e: &Endpoint| {
+        !tried.contains(&e.addr) && !e.ejected(now_ms) && !e.draining.load(Ordering::Relaxed)
+    };
+    // The common cases without building a candidate list: this runs per request.
+    match strategy {
+        Strategy::RoundRobin | Strategy::Hash(_)
+            if key.is_none() || matches!(strategy, Strategy::RoundRobin) =>
+        {
+            let n = set.len();
+            let start = rr.fetch_add(1, Ordering::Relaxed);
+            return (0..n)
+                .map(|i| &set[(start + i) % n.max(1)])
+                .find(|e| usable(e) && e.available(now_ms))
+                .cloned();
+        }
+        Strategy::LeastRequest if set.len() >= 2 => {
+            let n = set.len();
+            let a = random(n);
+            let mut b = random(n - 1);
+            if b >= a {
+                b += 1;
+            }
+            let (ea, eb) = (&set[a], &set[b]);
+            let chosen = match (usable(ea), usable(eb)) {
+                (true, true) => {
+                    let now = Instant::now();
+                    Some(if ea.load(now) <= eb.load(now) { ea } else { eb })
+                }
+                (true, false) => Some(ea),
+                (false, true) => Some(eb),
+                (false, false) => None,
+            };
+            if let Some(e) = chosen.filter(|e| e.available(now_ms)) {
+                return Some(e.clone());
+            }
+        }
+        _ => {}
+    }
     let mut candidates: Vec<&Arc<Endpoint>> = set
         .iter()
         .filter(|e| {

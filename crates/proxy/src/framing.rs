@@ -87,6 +87,19 @@ impl Tracker {
                             return;
                         }
                     }
+                    // The usual case: the whole head in this read. Look at it in place.
+                    if buf.is_empty() {
+                        if let Some(at) = find(bytes, b"\r\n\r\n") {
+                            let head = &bytes[..at + 4];
+                            bytes = &bytes[at + 4..];
+                            self.state = framing(head);
+                            if matches!(self.state, State::Done) && ambiguous(head) {
+                                self.poison();
+                                return;
+                            }
+                            continue;
+                        }
+                    }
                     let before = buf.len();
                     buf.extend_from_slice(bytes);
                     let search_from = before.saturating_sub(3);
@@ -152,30 +165,30 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
+/// The header lines of a head (after the request line), as (name, value) bytes.
+fn header_lines(head: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    head.split(|b| *b == b'\n').skip(1).filter_map(|line| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let colon = line.iter().position(|b| *b == b':')?;
+        Some((line[..colon].trim_ascii(), line[colon + 1..].trim_ascii()))
+    })
+}
+
 /// The framing a request head announces; `Done` for ambiguous heads and for
-/// upgrades.
+/// upgrades. Reads bytes in place: this runs for every request.
 fn framing(head: &[u8]) -> State {
-    let text = String::from_utf8_lossy(head);
-    let mut lines = text.split("\r\n");
-    let request_line = lines.next().unwrap_or_default();
     let mut length: Option<u64> = None;
     let mut chunked = false;
     let mut te = false;
-    let mut upgrade = request_line.starts_with("CONNECT ");
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        let name = name.trim().to_ascii_lowercase();
-        let value = value.trim();
-        match name.as_str() {
-            "content-length" => length = value.parse().ok(),
-            "transfer-encoding" => {
-                te = true;
-                chunked = value.eq_ignore_ascii_case("chunked");
-            }
-            "upgrade" => upgrade = true,
-            _ => {}
+    let mut upgrade = head.starts_with(b"CONNECT ");
+    for (name, value) in header_lines(head) {
+        if name.eq_ignore_ascii_case(b"content-length") {
+            length = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            te = true;
+            chunked = value.eq_ignore_ascii_case(b"chunked");
+        } else if name.eq_ignore_ascii_case(b"upgrade") {
+            upgrade = true;
         }
     }
     if upgrade || (te && length.is_some()) {
@@ -192,13 +205,8 @@ fn framing(head: &[u8]) -> State {
 
 /// True for a head with both a length and a transfer coding.
 fn ambiguous(head: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(head).to_ascii_lowercase();
-    let has = |name: &str| {
-        text.split("\r\n")
-            .skip(1)
-            .any(|l| l.split_once(':').is_some_and(|(n, _)| n.trim() == name))
-    };
-    has("content-length") && has("transfer-encoding")
+    let has = |name: &[u8]| header_lines(head).any(|(n, _)| n.eq_ignore_ascii_case(name));
+    has(b"content-length") && has(b"transfer-encoding")
 }
 
 fn chunk_size(line: &[u8]) -> Option<u64> {

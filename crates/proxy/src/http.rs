@@ -58,6 +58,34 @@ impl Route {
     }
 }
 
+/// The client of a connection, with what its requests' forwarding headers need,
+/// computed once per connection.
+pub struct Peer {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Its IP address, as an `X-Forwarded-For` value.
+    ip: HeaderValue,
+    /// Its IP address as a `Forwarded` node (IPv6 quoted and bracketed).
+    node: String,
+}
+
+impl Peer {
+    /// The client at `addr`.
+    pub fn new(addr: SocketAddr) -> Peer {
+        let ip = addr.ip().to_string();
+        let node = if addr.is_ipv6() {
+            format!("\"[{ip}]\"")
+        } else {
+            ip.clone()
+        };
+        Peer {
+            addr,
+            ip: HeaderValue::from_str(&ip).expect("an IP address is a valid header value"),
+            node,
+        }
+    }
+}
+
 /// Milliseconds on the proxy's own clock (for ejection deadlines).
 pub fn now_ms() -> u64 {
     static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
@@ -66,14 +94,16 @@ pub fn now_ms() -> u64 {
 
 /// Serves an HTTP/1 client connection.
 pub async fn serve_http1(stream: TcpStream, peer: SocketAddr, route: Arc<Route>) {
+    let peer = Arc::new(Peer::new(peer));
     let poisoned = Arc::new(AtomicBool::new(false));
     let io = Inspect::new(stream, poisoned.clone());
     let (header_timeout, max_header) = (route.config.header_timeout, route.config.max_header_bytes);
     let svc = hyper::service::service_fn(move |req| {
         let route = route.clone();
+        let peer = peer.clone();
         let poisoned = poisoned.clone();
         async move {
-            Ok::<_, Infallible>(handle(req, peer, &route, poisoned.load(Ordering::Relaxed)).await)
+            Ok::<_, Infallible>(handle(req, &peer, &route, poisoned.load(Ordering::Relaxed)).await)
         }
     });
     let _ = hyper::server::conn::http1::Builder::new()
@@ -88,9 +118,11 @@ pub async fn serve_http1(stream: TcpStream, peer: SocketAddr, route: Arc<Route>)
 
 /// Serves an HTTP/2 (prior knowledge) client connection.
 pub async fn serve_http2(stream: TcpStream, peer: SocketAddr, route: Arc<Route>) {
+    let peer = Arc::new(Peer::new(peer));
     let svc = hyper::service::service_fn(move |req| {
         let route = route.clone();
-        async move { Ok::<_, Infallible>(handle(req, peer, &route, false).await) }
+        let peer = peer.clone();
+        async move { Ok::<_, Infallible>(handle(req, &peer, &route, false).await) }
     });
     let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
@@ -120,7 +152,7 @@ fn error_response(e: &ProxyError, service: &str) -> Response<ProxyBody> {
 /// Handles one request; never fails (errors become responses).
 pub async fn handle(
     req: Request<Incoming>,
-    peer: SocketAddr,
+    peer: &Peer,
     route: &Route,
     poisoned: bool,
 ) -> Response<ProxyBody> {
@@ -153,7 +185,7 @@ pub async fn handle(
 
 async fn forward(
     mut req: Request<Incoming>,
-    peer: SocketAddr,
+    peer: &Peer,
     route: &Route,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     route.budget.deposit();
@@ -161,7 +193,7 @@ async fn forward(
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
     rewrite_request(&mut parts, peer, upgrade)?;
-    let key = affinity_key(&route.config.strategy, &parts.headers, peer);
+    let key = affinity_key(&route.config.strategy, &parts.headers, peer.addr);
     let body = read_body(body, &parts.headers).await?;
 
     if let Some(client) = client_upgrade {
@@ -419,7 +451,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
 
 /// Rewrites the head for the replica: origin-form URI, Host, forwarding headers, no
 /// hop-by-hop headers, HTTP/1.1.
-fn rewrite_request(parts: &mut Parts, peer: SocketAddr, upgrade: bool) -> Result<(), ProxyError> {
+fn rewrite_request(parts: &mut Parts, peer: &Peer, upgrade: bool) -> Result<(), ProxyError> {
     let host = match parts.headers.get(header::HOST) {
         Some(h) => Some(h.clone()),
         None => parts
@@ -442,34 +474,30 @@ fn rewrite_request(parts: &mut Parts, peer: SocketAddr, upgrade: bool) -> Result
     }
     strip_hop_by_hop(&mut parts.headers, upgrade);
     parts.headers.insert(header::HOST, host.clone());
-    let ip = peer.ip().to_string();
+    let value = |s: String| {
+        HeaderValue::from_str(&s).map_err(|_| ProxyError::client("bad forwarding header"))
+    };
     let xff = match parts
         .headers
         .get("x-forwarded-for")
         .and_then(|v| v.to_str().ok())
     {
-        Some(prev) => format!("{prev}, {ip}"),
-        None => ip.clone(),
-    };
-    let forwarded_for = if peer.is_ipv6() {
-        format!("\"[{ip}]\"")
-    } else {
-        ip
+        Some(prev) => value(format!(
+            "{prev}, {}",
+            peer.node.trim_matches(['"', '[', ']'])
+        ))?,
+        None => peer.ip.clone(),
     };
     let host_text = host.to_str().unwrap_or_default();
-    let forwarded = format!("for={forwarded_for};proto=http;host=\"{host_text}\"");
     let forwarded = match parts
         .headers
         .get(header::FORWARDED)
         .and_then(|v| v.to_str().ok())
     {
-        Some(prev) => format!("{prev}, {forwarded}"),
-        None => forwarded,
+        Some(prev) => format!("{prev}, for={};proto=http;host=\"{host_text}\"", peer.node),
+        None => format!("for={};proto=http;host=\"{host_text}\"", peer.node),
     };
-    let value = |s: String| {
-        HeaderValue::from_str(&s).map_err(|_| ProxyError::client("bad forwarding header"))
-    };
-    parts.headers.insert("x-forwarded-for", value(xff)?);
+    parts.headers.insert("x-forwarded-for", xff);
     parts
         .headers
         .insert("x-forwarded-proto", HeaderValue::from_static("http"));
