@@ -64,7 +64,7 @@ start 0 nginx -c "$work/nginx/nginx.conf" -p "$work/nginx"
 cat > "$work/haproxy.cfg" <<CONF
 global
   nbthread 1
-  maxconn 10000
+  maxconn 4000
 defaults
   mode http
   timeout connect 5s

@@ -11,6 +11,10 @@ use std::sync::Arc;
 
 use shoal_proxy::{Backends, LbConfig, Route, Strategy};
 
+// The allocator the shoal binary uses, so the benchmark measures the same path.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let mut listen: SocketAddr = "127.0.0.1:8000".parse().unwrap();
     let mut backends: Vec<SocketAddr> = Vec::new();
