@@ -412,8 +412,9 @@ async fn read_body(body: Incoming, headers: &HeaderMap) -> Result<ProxyBody, Pro
     Ok(ProxyBody::full(buf.freeze()))
 }
 
-/// Hop-by-hop headers: they describe one connection, not the message.
-const HOP_BY_HOP: [HeaderName; 7] = [
+/// Hop-by-hop headers: they describe one connection, not the message. A static, not a
+/// const: a const array of header names is built and dropped at every use.
+static HOP_BY_HOP: [HeaderName; 7] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
