@@ -53,6 +53,22 @@ pub struct Status {
     pub waiting: Vec<String>,
     /// Actions of the last pass that failed.
     pub failures: Vec<String>,
+    /// Every replica's phase, restarts and backoff.
+    pub replicas: Vec<ReplicaStatus>,
+    /// The latest transitions, oldest first.
+    pub events: Vec<crate::health::Event>,
+}
+
+/// One replica, as the control plane sees it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReplicaStatus {
+    /// Its service.
+    pub service: String,
+    /// Its number.
+    pub replica: u32,
+    /// What the control plane knows of it.
+    #[serde(flatten)]
+    pub record: crate::health::Replica,
 }
 
 /// One service's counts.
@@ -234,7 +250,20 @@ impl ControlPlane {
         for f in &pass.failures {
             tracing::warn!("{f}");
         }
+        let book = self.reconciler.book();
+        let replicas = book
+            .replicas
+            .iter()
+            .map(|((service, replica), record)| ReplicaStatus {
+                service: service.clone(),
+                replica: *replica,
+                record: record.clone(),
+            })
+            .collect();
+        let events = book.events.iter().rev().take(20).rev().cloned().collect();
         self.status.send_modify(|s| {
+            s.replicas = replicas;
+            s.events = events;
             s.converged |= pass.converged && pass.failures.is_empty();
             s.services = services;
             s.waiting = pass.waiting.clone();

@@ -5,6 +5,8 @@
 //! - [`control`]: the main loop, commands (scale, shutdown) and status.
 //! - [`reconcile`]: one level-triggered pass: infrastructure, then services in
 //!   dependency order, replicas created, recreated, restarted or removed.
+//! - [`health`]: each replica's phase, restarts and crash-loop backoff; events.
+//! - [`clock`]: time behind a seam, faked in tests.
 //! - [`order`]: dependency order.
 //! - [`desired`]: replica counts set by hand, persisted in the state directory.
 //! - [`down`]: tearing a project down by its labels.
@@ -13,9 +15,11 @@
 //! State lives in the engine (labels); the control plane can be killed at any moment
 //! and, restarted, adopts what runs. It never removes a named volume unless told to.
 
+pub mod clock;
 pub mod control;
 pub mod desired;
 pub mod down;
+pub mod health;
 pub mod order;
 pub mod reconcile;
 pub mod routes;

@@ -2,7 +2,7 @@
 //! act on the difference. Level-triggered: a pass reads everything back from the
 //! engine, so it can run any number of times, after any crash, and converge.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use shoal_runtime::{
@@ -11,6 +11,8 @@ use shoal_runtime::{
 };
 use shoal_spec::{Condition, Project, Restart, Service};
 
+use crate::clock::{Clock, SystemClock};
+use crate::health::{Backoff, Book, Phase};
 use crate::order::start_order;
 use crate::routes::Routes;
 
@@ -39,8 +41,10 @@ pub struct Pass {
 pub struct Reconciler {
     rt: Arc<dyn Runtime>,
     project: Arc<Project>,
-    /// Restarts made under the restart policy, by (service, replica).
-    restarts: HashMap<(String, u32), u32>,
+    /// Phases, restarts and backoff of every replica, and the recent transitions.
+    book: Book,
+    /// Time, for backoff.
+    clock: Arc<dyn Clock>,
     /// True until the first pass: `up` starts stopped containers whatever their policy.
     first: bool,
     /// The published ports, drained of a replica before it stops.
@@ -53,10 +57,22 @@ impl Reconciler {
         Reconciler {
             rt,
             project,
-            restarts: HashMap::new(),
+            book: Book::default(),
+            clock: Arc::new(SystemClock::default()),
             first: true,
             routes: None,
         }
+    }
+
+    /// Reads time from `clock` (tests move a fake one by hand).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Reconciler {
+        self.clock = clock;
+        self
+    }
+
+    /// The replicas' records and the recent transitions.
+    pub fn book(&self) -> &Book {
+        &self.book
     }
 
     /// Drains replicas from `routes` before stopping them.
@@ -141,6 +157,7 @@ impl Reconciler {
             }
         }
 
+        self.observe(&observed);
         let project = self.project.clone();
         for name in start_order(&project) {
             let svc = &project.services[&name];
@@ -154,7 +171,10 @@ impl Reconciler {
                 .filter(|c| c.service == name)
                 .cloned()
                 .collect();
-            let acted = match self.service(svc, desired_count(svc, overrides), mine).await {
+            let acted = match self
+                .service(svc, desired_count(svc, overrides), mine, &mut pass)
+                .await
+            {
                 Ok(acted) => acted,
                 Err(e) => {
                     pass.failures.push(format!("{name}: {e}"));
@@ -237,6 +257,7 @@ impl Reconciler {
         svc: &Service,
         want: u32,
         mut mine: Vec<ContainerInfo>,
+        pass: &mut Pass,
     ) -> Result<bool, Error> {
         let mut acted = false;
         let hash = svc.config_hash();
@@ -262,7 +283,7 @@ impl Reconciler {
             if *replica > want {
                 tracing::info!(service = %svc.name, replica, "scaling in: stopping {}", c.name);
                 self.remove(c, grace).await?;
-                self.restarts.remove(&(svc.name.clone(), *replica));
+                self.book.replicas.remove(&(svc.name.clone(), *replica));
                 acted = true;
             }
         }
@@ -283,18 +304,20 @@ impl Reconciler {
                     self.rt.start(&c.id).await?;
                 }
                 Some(c) if matches!(c.state, State::Exited | State::Dead) => {
-                    let key = (svc.name.clone(), replica);
-                    let attempts = self.restarts.get(&key).copied().unwrap_or(0);
-                    if !self.first && !should_restart(svc, c.exit_code.unwrap_or(0), attempts) {
+                    if !self.first && !self.restart_due(svc, c, false, pass) {
                         continue;
                     }
-                    if !self.first {
-                        self.restarts.insert(key, attempts + 1);
-                        tracing::info!(
-                            service = %svc.name, replica,
-                            "restarting {} (exit code {}, restart {})", c.name, c.exit_code.unwrap_or(0), attempts + 1
-                        );
+                    self.rt.start(&c.id).await?;
+                }
+                Some(c) if c.state == State::Running && c.health == Some(Health::Unhealthy) => {
+                    if !self.restart_due(svc, c, true, pass) {
+                        continue;
                     }
+                    // Replaced in place: drained, stopped, started again.
+                    if let Some(routes) = &self.routes {
+                        routes.drain(c).await;
+                    }
+                    self.rt.stop(&c.id, grace).await?;
                     self.rt.start(&c.id).await?;
                 }
                 Some(_) => continue,
@@ -302,6 +325,126 @@ impl Reconciler {
             acted = true;
         }
         Ok(acted)
+    }
+
+    /// Updates every replica's phase from what the engine reports.
+    fn observe(&mut self, observed: &[ContainerInfo]) {
+        let now = self.clock.now();
+        for c in observed {
+            let Some(svc) = self.project.services.get(&c.service) else {
+                continue;
+            };
+            let (phase, reason) = match (c.state, c.health) {
+                (State::Running, None) => (Phase::Ready, "running".to_string()),
+                (State::Running, Some(Health::Healthy)) => (Phase::Ready, "healthy".to_string()),
+                (State::Running, Some(Health::Starting)) => {
+                    (Phase::Starting, "health check pending".to_string())
+                }
+                (State::Running, Some(Health::Unhealthy)) => (
+                    Phase::Unhealthy,
+                    "the container's health check failed".to_string(),
+                ),
+                (State::Created | State::Restarting, _) => {
+                    (Phase::Starting, "starting".to_string())
+                }
+                _ => (
+                    Phase::Exited,
+                    format!("exited with code {}", c.exit_code.unwrap_or(0)),
+                ),
+            };
+            if phase == Phase::Exited {
+                self.book.get(&c.service, c.replica).last_exit = c.exit_code;
+            }
+            self.book
+                .transition(now, &c.service, c.replica, phase, reason);
+            // A replica Ready long enough starts its crash-loop count afresh.
+            let backoff = Backoff::of(svc);
+            let r = self.book.get(&c.service, c.replica);
+            if r.restarts > 0
+                && r.ready_since
+                    .is_some_and(|t| now.saturating_sub(t) >= backoff.reset_after)
+            {
+                r.restarts = 0;
+            }
+        }
+        let present: std::collections::HashSet<(String, u32)> = observed
+            .iter()
+            .map(|c| (c.service.clone(), c.replica))
+            .collect();
+        self.book
+            .retain(|s, r| present.contains(&(s.to_string(), r)));
+    }
+
+    /// Whether a failed replica (exited, or running unhealthy) may be restarted now.
+    /// Restarts wait out the crash-loop backoff; the policy's limits stop them.
+    fn restart_due(
+        &mut self,
+        svc: &Service,
+        c: &ContainerInfo,
+        unhealthy: bool,
+        pass: &mut Pass,
+    ) -> bool {
+        let now = self.clock.now();
+        let failed_code = if unhealthy {
+            1
+        } else {
+            c.exit_code.unwrap_or(0)
+        };
+        let backoff = Backoff::of(svc);
+        let label = format!("{}.{}", svc.name, c.replica);
+        let restarts = self.book.get(&svc.name, c.replica).restarts;
+        if !should_restart(svc, failed_code, restarts) {
+            let r = self.book.get(&svc.name, c.replica);
+            r.backoff_until = None;
+            r.backoff_secs = None;
+            if !r.given_up {
+                r.given_up = true;
+                let limited = svc
+                    .deploy
+                    .restart_policy
+                    .as_ref()
+                    .is_some_and(|p| p.max_attempts.is_some())
+                    || matches!(svc.restart, Some(shoal_spec::Restart::OnFailure(Some(_))));
+                let why = if restarts > 0 && limited {
+                    "restart limit reached"
+                } else {
+                    "its restart policy does not restart it"
+                };
+                self.book.event(now, label, format!("not restarted: {why}"));
+            }
+            if !unhealthy && failed_code != 0 {
+                pass.converged = false;
+            }
+            return false;
+        }
+        pass.converged = false;
+        let r = self.book.get(&svc.name, c.replica);
+        let until = *r
+            .backoff_until
+            .get_or_insert(now + backoff.delay(restarts + 1));
+        if now < until {
+            let left = until - now;
+            r.backoff_secs = Some(left.as_secs_f64());
+            pass.waiting.push(format!(
+                "{label}: restarting in {:.1}s (restart {}, backing off)",
+                left.as_secs_f64(),
+                restarts + 1
+            ));
+            return false;
+        }
+        r.backoff_until = None;
+        r.backoff_secs = None;
+        r.given_up = false;
+        r.restarts += 1;
+        let n = r.restarts;
+        let why = if unhealthy {
+            "unhealthy".to_string()
+        } else {
+            format!("exit code {failed_code}")
+        };
+        self.book
+            .event(now, label, format!("restarting ({why}, restart {n})"));
+        true
     }
 
     async fn create_and_start(&self, spec: &ContainerSpec) -> Result<(), Error> {

@@ -4,6 +4,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use std::time::Duration;
+
+use shoal_engine::clock::FakeClock;
 use shoal_engine::down::teardown;
 use shoal_engine::reconcile::Reconciler;
 use shoal_runtime::{Fake, Health, Runtime, State};
@@ -118,27 +121,146 @@ async fn waits_for_a_healthy_dependency() {
     assert_eq!(fake.by_name("t-web-1").unwrap().state, State::Running);
 }
 
+/// Exits the replica if it runs; returns whether it was running.
+fn crash(fake: &Fake, name: &str, code: i64) -> bool {
+    let c = fake.by_name(name).unwrap();
+    let running = c.state == State::Running;
+    if running {
+        fake.exit(&c.id, code);
+    }
+    running
+}
+
 #[tokio::test]
 async fn restart_policy_decides_what_comes_back() {
     let p = Arc::new(project(
         "services:\n  always:\n    image: x\n    restart: always\n  never:\n    image: x\n  twice:\n    image: x\n    restart: on-failure:2\n",
     ));
     let fake = fake_with_images(&p);
-    let mut r = Reconciler::new(fake.clone(), p.clone());
+    let clock = Arc::new(FakeClock::default());
+    let mut r = Reconciler::new(fake.clone(), p.clone()).with_clock(clock.clone());
     pass(&mut r).await;
     for round in 0..3 {
         for name in ["t-always-1", "t-never-1", "t-twice-1"] {
-            let c = fake.by_name(name).unwrap();
-            if c.state == State::Running {
-                fake.exit(&c.id, 1);
-            }
+            crash(&fake, name, 1);
         }
+        pass(&mut r).await; // notices, starts the backoff
+        clock.advance(Duration::from_secs(60));
         pass(&mut r).await;
         assert_eq!(fake.by_name("t-always-1").unwrap().state, State::Running);
         assert_eq!(fake.by_name("t-never-1").unwrap().state, State::Exited);
         let twice = fake.by_name("t-twice-1").unwrap().state;
         assert_eq!(twice == State::Running, round < 2, "round {round}");
     }
+    let book = r.book();
+    assert_eq!(book.replicas[&("always".to_string(), 1)].restarts, 3);
+    assert!(
+        book.events
+            .iter()
+            .any(|e| e.replica == "twice.1" && e.message == "not restarted: restart limit reached"),
+        "{:?}",
+        book.events
+    );
+}
+
+#[tokio::test]
+async fn crash_loop_backs_off_and_max_attempts_stops_it() {
+    let p = Arc::new(project(
+        "services:\n  crashy:\n    image: x\n    deploy:\n      restart_policy: {condition: on-failure, delay: 1s, max_attempts: 5}\n  web:\n    image: x\n",
+    ));
+    let fake = fake_with_images(&p);
+    let clock = Arc::new(FakeClock::default());
+    let mut r = Reconciler::new(fake.clone(), p.clone()).with_clock(clock.clone());
+    pass(&mut r).await;
+    let mut delays = Vec::new();
+    for i in 0..6 {
+        crash(&fake, "t-crashy-1", 3);
+        // Step 100 ms at a time until it runs again (or 2 minutes pass).
+        let mut waited = Duration::ZERO;
+        pass(&mut r).await;
+        while fake.by_name("t-crashy-1").unwrap().state != State::Running
+            && waited < Duration::from_secs(120)
+        {
+            clock.advance(Duration::from_millis(100));
+            waited += Duration::from_millis(100);
+            let p = pass(&mut r).await;
+            if i < 5 && waited == Duration::from_millis(100) {
+                assert!(
+                    p.waiting
+                        .iter()
+                        .any(|w| w.starts_with("crashy.1: restarting in")),
+                    "{:?}",
+                    p.waiting
+                );
+            }
+        }
+        delays.push(waited.as_secs_f64().round() as u64);
+    }
+    // 1, 2, 4, 8, 16 s, then max_attempts (5) stops it: it stays down.
+    assert_eq!(delays, [1, 2, 4, 8, 16, 120]);
+    assert_eq!(fake.by_name("t-crashy-1").unwrap().state, State::Exited);
+    // The rest of the project kept running.
+    assert_eq!(fake.by_name("t-web-1").unwrap().state, State::Running);
+}
+
+#[tokio::test]
+async fn a_stable_run_resets_the_backoff() {
+    let p = Arc::new(project(
+        "services:\n  web:\n    image: x\n    restart: always\n",
+    ));
+    let fake = fake_with_images(&p);
+    let clock = Arc::new(FakeClock::default());
+    let mut r = Reconciler::new(fake.clone(), p.clone()).with_clock(clock.clone());
+    pass(&mut r).await;
+    for _ in 0..3 {
+        crash(&fake, "t-web-1", 1);
+        pass(&mut r).await;
+        clock.advance(Duration::from_secs(30));
+        pass(&mut r).await;
+    }
+    assert_eq!(r.book().replicas[&("web".to_string(), 1)].restarts, 3);
+    // Ready for the reset window (60 s): the count starts afresh.
+    pass(&mut r).await;
+    clock.advance(Duration::from_secs(61));
+    pass(&mut r).await;
+    assert_eq!(r.book().replicas[&("web".to_string(), 1)].restarts, 0);
+}
+
+#[tokio::test]
+async fn unhealthy_replicas_are_restarted_with_their_policy() {
+    let p = Arc::new(project(
+        "services:\n  web:\n    image: x\n    restart: always\n    healthcheck: {test: [CMD, ok]}\n  keep:\n    image: x\n    healthcheck: {test: [CMD, ok]}\n",
+    ));
+    let fake = fake_with_images(&p);
+    let clock = Arc::new(FakeClock::default());
+    let mut r = Reconciler::new(fake.clone(), p.clone()).with_clock(clock.clone());
+    pass(&mut r).await;
+    let web = fake.by_name("t-web-1").unwrap();
+    let keep = fake.by_name("t-keep-1").unwrap();
+    fake.set_health(&web.id, Health::Unhealthy);
+    fake.set_health(&keep.id, Health::Unhealthy);
+    pass(&mut r).await;
+    clock.advance(Duration::from_secs(2));
+    let before = fake.calls().len();
+    pass(&mut r).await;
+    let calls = fake.calls()[before..].to_vec();
+    assert_eq!(
+        calls,
+        ["stop t-web-1", "start t-web-1"],
+        "restarted in place, the same container"
+    );
+    // restart: no (the default) leaves it out of the balancer, running.
+    assert_eq!(fake.by_name("t-keep-1").unwrap().state, State::Running);
+    assert!(r
+        .book()
+        .events
+        .iter()
+        .any(|e| e.replica == "web.1" && e.message == "restarting (unhealthy, restart 1)"));
+    assert!(r
+        .book()
+        .events
+        .iter()
+        .any(|e| e.replica == "keep.1" && e.message.starts_with("unhealthy:")));
 }
 
 #[tokio::test]

@@ -17,9 +17,18 @@ pub async fn run(global: &Global, args: &PsArgs) -> anyhow::Result<ExitCode> {
         Some(c) => c.status().await.ok(),
         None => None,
     };
+    let record = |c: &shoal_runtime::ContainerInfo| {
+        control.as_ref().and_then(|s| {
+            s.replicas
+                .iter()
+                .find(|r| r.service == c.service && r.replica == c.replica)
+                .map(|r| r.record.clone())
+        })
+    };
     let rows: Vec<serde_json::Value> = containers
         .iter()
         .map(|c| {
+            let rec = record(c);
             let ports: Vec<String> = p
                 .services
                 .get(&c.service)
@@ -49,6 +58,11 @@ pub async fn run(global: &Global, args: &PsArgs) -> anyhow::Result<ExitCode> {
                 "health": c.health,
                 "exit_code": c.exit_code,
                 "ports": ports,
+                "phase": rec.as_ref().map(|r| r.phase),
+                "restarts": rec.as_ref().map(|r| r.restarts),
+                "last_exit": rec.as_ref().and_then(|r| r.last_exit),
+                "backoff_secs": rec.as_ref().and_then(|r| r.backoff_secs),
+                "reason": rec.as_ref().map(|r| r.reason.clone()),
             })
         })
         .collect();
@@ -61,8 +75,8 @@ pub async fn run(global: &Global, args: &PsArgs) -> anyhow::Result<ExitCode> {
         None => println!("project {}: no control plane running", p.name),
     }
     println!(
-        "{:<12} {:>7}  {:<28} {:<12} {:<10} PORTS",
-        "SERVICE", "REPLICA", "CONTAINER", "STATE", "HEALTH"
+        "{:<12} {:>7}  {:<28} {:<12} {:<10} {:>8}  PORTS",
+        "SERVICE", "REPLICA", "CONTAINER", "STATE", "HEALTH", "RESTARTS"
     );
     for c in &containers {
         let state = match c.state {
@@ -86,15 +100,33 @@ pub async fn run(global: &Global, args: &PsArgs) -> anyhow::Result<ExitCode> {
             .as_array()
             .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
             .unwrap_or_default();
+        let restarts = row["restarts"]
+            .as_u64()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "-".into());
         println!(
-            "{:<12} {:>7}  {:<28} {:<12} {:<10} {}",
+            "{:<12} {:>7}  {:<28} {:<12} {:<10} {:>8}  {}",
             c.service,
             c.replica,
             c.name,
             state,
             health,
+            restarts,
             ports.join(", ")
         );
+        // Why a replica is not serving, and when it comes back.
+        if let Some(phase) = row["phase"].as_str().filter(|p| *p != "ready") {
+            let mut why = format!(
+                "  {}.{} {phase}: {}",
+                c.service,
+                c.replica,
+                row["reason"].as_str().unwrap_or("")
+            );
+            if let Some(secs) = row["backoff_secs"].as_f64() {
+                why.push_str(&format!("; restarting in {secs:.1}s"));
+            }
+            println!("{why}");
+        }
     }
     if let Some(s) = control {
         for (name, svc) in s
@@ -106,6 +138,12 @@ pub async fn run(global: &Global, args: &PsArgs) -> anyhow::Result<ExitCode> {
                 "{name}: {} requests, {} failed, {} retried, {} in flight; {}/{} replicas ready",
                 svc.requests, svc.failures, svc.retries, svc.in_flight, svc.ready, svc.desired
             );
+        }
+        if !s.events.is_empty() {
+            println!("recent events:");
+            for e in s.events.iter().rev().take(8).rev() {
+                println!("  {:>8.1}s  {} {}", e.at, e.replica, e.message);
+            }
         }
         for w in &s.waiting {
             println!("waiting: {w}");

@@ -1,0 +1,216 @@
+//! What the control plane remembers of each replica between passes: its phase, its
+//! restarts and the crash-loop backoff, and the transitions, each with a reason.
+//!
+//! Phases: `Starting → Ready ⇄ Unhealthy → (restarted)`, plus `Exited` while a restart
+//! waits out its backoff (or for good when the policy says no more). Only `Ready`
+//! replicas are in the balancer.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use shoal_spec::Service;
+
+/// Where a replica is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Running, not yet healthy (or in its start period).
+    Starting,
+    /// Running and healthy: in the balancer.
+    Ready,
+    /// Running and failing its health checks: out of the balancer, to be restarted.
+    Unhealthy,
+    /// Not running.
+    Exited,
+}
+
+/// The record of one replica.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Replica {
+    /// The phase.
+    pub phase: Phase,
+    /// Restarts made by the control plane (after exits and for unhealthiness).
+    pub restarts: u32,
+    /// Exit code of the last exit.
+    pub last_exit: Option<i64>,
+    /// When the next restart may happen (clock time), while backing off.
+    #[serde(skip)]
+    pub backoff_until: Option<Duration>,
+    /// Seconds left of the backoff, as last reported.
+    pub backoff_secs: Option<f64>,
+    /// When it became Ready (clock time), to reset the backoff after a stable run.
+    #[serde(skip)]
+    pub ready_since: Option<Duration>,
+    /// Why it is in its phase.
+    pub reason: String,
+    /// The policy decided not to restart it after its last failure (said once).
+    #[serde(skip)]
+    pub given_up: bool,
+}
+
+impl Default for Replica {
+    fn default() -> Replica {
+        Replica {
+            phase: Phase::Starting,
+            restarts: 0,
+            last_exit: None,
+            backoff_until: None,
+            backoff_secs: None,
+            ready_since: None,
+            reason: String::new(),
+            given_up: false,
+        }
+    }
+}
+
+/// The crash-loop backoff of a service: the delay before restart number `n` (1-based)
+/// doubles from `base` up to `cap`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backoff {
+    /// Delay before the first restart (`deploy.restart_policy.delay`, else 1 s).
+    pub base: Duration,
+    /// Longest delay.
+    pub cap: Duration,
+    /// A replica Ready this long has its restart count reset
+    /// (`deploy.restart_policy.window`, else 60 s).
+    pub reset_after: Duration,
+}
+
+impl Backoff {
+    /// The backoff of `svc`.
+    pub fn of(svc: &Service) -> Backoff {
+        let p = svc.deploy.restart_policy.as_ref();
+        Backoff {
+            base: p.and_then(|p| p.delay).unwrap_or(Duration::from_secs(1)),
+            cap: Duration::from_secs(60),
+            reset_after: p.and_then(|p| p.window).unwrap_or(Duration::from_secs(60)),
+        }
+    }
+
+    /// The delay before restart number `n` (1-based).
+    pub fn delay(&self, n: u32) -> Duration {
+        let factor = 1u32 << n.saturating_sub(1).min(16);
+        self.base.saturating_mul(factor).min(self.cap)
+    }
+}
+
+/// One transition, for the log and `shoal ps`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Event {
+    /// Clock time, seconds.
+    pub at: f64,
+    /// The replica (`web.2`).
+    pub replica: String,
+    /// What happened and why.
+    pub message: String,
+}
+
+/// The records of every replica, and the recent events.
+#[derive(Default)]
+pub struct Book {
+    /// By (service, replica number).
+    pub replicas: BTreeMap<(String, u32), Replica>,
+    /// The last events, oldest first.
+    pub events: VecDeque<Event>,
+}
+
+/// Events kept for `shoal ps`.
+const EVENTS_KEPT: usize = 100;
+
+impl Book {
+    /// The record of a replica, created on first use.
+    pub fn get(&mut self, service: &str, replica: u32) -> &mut Replica {
+        self.replicas
+            .entry((service.to_string(), replica))
+            .or_default()
+    }
+
+    /// Moves a replica to `phase` with a reason; logs and records the transition when
+    /// the phase changes.
+    pub fn transition(
+        &mut self,
+        now: Duration,
+        service: &str,
+        replica: u32,
+        phase: Phase,
+        reason: impl Into<String>,
+    ) {
+        let reason = reason.into();
+        let r = self.get(service, replica);
+        if r.phase == phase && r.reason == reason {
+            return;
+        }
+        r.phase = phase;
+        r.reason = reason.clone();
+        r.ready_since = (phase == Phase::Ready).then_some(now);
+        self.event(
+            now,
+            format!("{service}.{replica}"),
+            format!("{}: {reason}", phase_name(phase)),
+        );
+    }
+
+    /// Records an event.
+    pub fn event(&mut self, now: Duration, replica: String, message: String) {
+        tracing::info!("{replica} {message}");
+        self.events.push_back(Event {
+            at: now.as_secs_f64(),
+            replica,
+            message,
+        });
+        while self.events.len() > EVENTS_KEPT {
+            self.events.pop_front();
+        }
+    }
+
+    /// Forgets replicas that no longer exist.
+    pub fn retain(&mut self, keep: impl Fn(&str, u32) -> bool) {
+        self.replicas.retain(|(s, r), _| keep(s, *r));
+    }
+}
+
+fn phase_name(p: Phase) -> &'static str {
+    match p {
+        Phase::Starting => "starting",
+        Phase::Ready => "ready",
+        Phase::Unhealthy => "unhealthy",
+        Phase::Exited => "exited",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let b = Backoff {
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(60),
+            reset_after: Duration::from_secs(60),
+        };
+        let delays: Vec<u64> = (1..=8).map(|n| b.delay(n).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 32, 60, 60]);
+    }
+
+    #[test]
+    fn transitions_are_events_once() {
+        let mut book = Book::default();
+        book.transition(Duration::ZERO, "web", 1, Phase::Ready, "running");
+        book.transition(Duration::ZERO, "web", 1, Phase::Ready, "running");
+        book.transition(
+            Duration::from_secs(1),
+            "web",
+            1,
+            Phase::Unhealthy,
+            "GET /healthz timed out 3 times",
+        );
+        assert_eq!(book.events.len(), 2);
+        assert_eq!(
+            book.events[1].message,
+            "unhealthy: GET /healthz timed out 3 times"
+        );
+        assert_eq!(book.events[1].replica, "web.1");
+    }
+}
