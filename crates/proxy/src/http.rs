@@ -218,6 +218,9 @@ async fn forward(
     let mut request = Some(Request::from_parts(parts, body));
     let mut tried: Vec<SocketAddr> = Vec::new();
     let mut attempts = 0u32;
+    // Resends after a closed idle connection: never reached a replica, so not counted
+    // as attempts, but bounded.
+    let mut stale = 0u32;
     let mut last_error: Option<ProxyError> = None;
 
     loop {
@@ -281,10 +284,14 @@ async fn forward(
             Err(mut e) => {
                 drop(guard);
                 if let Some(req) = e.take_message() {
-                    // The connection closed before the request was written (an idle
-                    // connection the replica had just closed): resend as it is.
-                    attempts += 1;
-                    if attempts <= route.config.retries + 2 {
+                    // The connection closed before the request was written: an idle
+                    // connection the replica had closed, or the replica is gone. Its
+                    // other idle connections are suspect too: drop them, so the resend
+                    // opens a fresh one (refused, if the replica is gone, and then
+                    // another replica is tried).
+                    ep.pool.clear();
+                    stale += 1;
+                    if stale <= 3 {
                         request = Some(req);
                         continue;
                     }

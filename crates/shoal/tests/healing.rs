@@ -1,0 +1,193 @@
+//! Self-healing against the real engine: replicas that exit, turn unhealthy or crash
+//! at start.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{eventually, free_port, project_from, testkit_service, KeepAlive};
+
+fn replica(p: &common::Project, service: &str, n: u64) -> Option<serde_json::Value> {
+    p.ps()
+        .into_iter()
+        .find(|c| c["service"] == service && c["replica"].as_u64() == Some(n))
+}
+
+/// Steady load from `clients` threads until stopped: (ok, failed) counters.
+fn load(
+    port: u16,
+    clients: usize,
+    stop: &Arc<AtomicBool>,
+) -> (
+    Arc<AtomicU64>,
+    Arc<AtomicU64>,
+    Vec<std::thread::JoinHandle<()>>,
+) {
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let threads = (0..clients)
+        .map(|_| {
+            let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+            std::thread::spawn(move || {
+                let mut c = KeepAlive::connect(port).unwrap();
+                while !stop.load(Ordering::Relaxed) {
+                    match c.get("/") {
+                        Ok(r) if r.status == 200 => ok.fetch_add(1, Ordering::Relaxed),
+                        other => {
+                            eprintln!("failed request: {other:?}");
+                            failed.fetch_add(1, Ordering::Relaxed);
+                            c = KeepAlive::connect(port).unwrap();
+                            0
+                        }
+                    };
+                }
+            })
+        })
+        .collect();
+    (ok, failed, threads)
+}
+
+#[test]
+fn a_replica_that_exits_is_replaced_and_clients_see_no_failure() {
+    let port = free_port();
+    let yaml = format!(
+        "services:\n{}",
+        testkit_service(
+            "app",
+            2,
+            &format!("\"{port}:8080\""),
+            "    restart: always\n"
+        )
+    );
+    let p = project_from("exits", &yaml);
+    p.ok(&["up", "-d"]);
+    let first = replica(&p, "app", 1).unwrap();
+    let ip = common::container_ip(first["id"].as_str().unwrap());
+    KeepAlive::connect_to(&ip, 8080)
+        .unwrap()
+        .get("/admin/exit-after?n=40")
+        .unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed, threads) = load(port, 4, &stop);
+    eventually(Duration::from_secs(30), "app.1 restarted", || {
+        let r = replica(&p, "app", 1)?;
+        (r["restarts"].as_u64()? >= 1 && r["phase"] == "ready").then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert!(ok.load(Ordering::Relaxed) > 100);
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "clients saw failures while a replica exited"
+    );
+    let ps = p.ok(&["ps"]);
+    assert!(
+        ps.contains("app.1 restarting (exit code 1, restart 1)"),
+        "{ps}"
+    );
+}
+
+#[test]
+fn an_unhealthy_replica_leaves_the_balancer_and_is_restarted() {
+    let port = free_port();
+    let yaml = format!(
+        "services:\n{}",
+        testkit_service(
+            "app",
+            2,
+            &format!("\"{port}:8080\""),
+            "    restart: always\n    x-shoal: {lb: {strategy: round_robin}}\n"
+        )
+    );
+    let p = project_from("sick", &yaml);
+    p.ok(&["up", "-d"]);
+    let first = replica(&p, "app", 1).unwrap();
+    let sick_name = format!("{}-app-1", p.name);
+    let ip = common::container_ip(first["id"].as_str().unwrap());
+    KeepAlive::connect_to(&ip, 8080)
+        .unwrap()
+        .get("/admin/healthy?v=false")
+        .unwrap();
+
+    // interval 1s × retries 2, plus a pass: it stops getting requests within seconds.
+    eventually(Duration::from_secs(10), "app.1 out of the balancer", || {
+        let mut c = KeepAlive::connect(port).ok()?;
+        let names: Vec<String> = (0..10)
+            .map(|_| {
+                c.get("/")
+                    .map(|r| r.headers["x-replica"].clone())
+                    .unwrap_or_default()
+            })
+            .collect();
+        names.iter().all(|n| *n != sick_name).then_some(())
+    });
+    // Then restarted (a fresh process is healthy again) and back in the balancer.
+    eventually(Duration::from_secs(30), "app.1 restarted and ready", || {
+        let r = replica(&p, "app", 1)?;
+        (r["restarts"].as_u64()? >= 1 && r["phase"] == "ready").then_some(())
+    });
+    eventually(
+        Duration::from_secs(10),
+        "traffic on both replicas again",
+        || {
+            let mut c = KeepAlive::connect(port).ok()?;
+            let names: std::collections::HashSet<String> = (0..10)
+                .filter_map(|_| c.get("/").ok().map(|r| r.headers["x-replica"].clone()))
+                .collect();
+            (names.len() == 2).then_some(())
+        },
+    );
+}
+
+#[test]
+fn a_crash_at_start_backs_off_stops_at_max_attempts_and_the_rest_serves() {
+    let port = free_port();
+    let yaml = format!(
+        "services:\n{}  crashy:\n    image: debian:bookworm-slim\n    command: [\"sh\", \"-c\", \"echo boom; exit 3\"]\n    deploy:\n      restart_policy: {{condition: on-failure, delay: 1s, max_attempts: 3}}\n",
+        testkit_service("app", 1, &format!("\"{port}:8080\""), "")
+    );
+    let p = project_from("crashy", &yaml);
+    p.ok(&["up", "-d", "--no-wait"]);
+    let stop = Arc::new(AtomicBool::new(false));
+    // The app comes up whatever crashy does.
+    eventually(Duration::from_secs(30), "app serving", || {
+        common::get(port, "/").ok().filter(|r| r.status == 200)
+    });
+    let (ok, failed, threads) = load(port, 2, &stop);
+    let gave_up = eventually(Duration::from_secs(60), "crashy given up", || {
+        let ps = p.ok(&["ps"]);
+        ps.contains("crashy.1 not restarted: restart limit reached")
+            .then_some(ps)
+    });
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(failed.load(Ordering::Relaxed), 0);
+    assert!(ok.load(Ordering::Relaxed) > 0);
+    let c = replica(&p, "crashy", 1).unwrap();
+    assert_eq!(c["restarts"], 3, "{gave_up}");
+    assert_eq!(c["state"], "exited");
+    assert_eq!(c["last_exit"], 3);
+    // The delays grew: the restarts' times are 1 s, 2 s and 4 s after each exit, at least.
+    let status_events: Vec<(f64, String)> = gave_up
+        .lines()
+        .filter(|l| l.contains("crashy.1 restarting"))
+        .filter_map(|l| {
+            let t = l.trim().split('s').next()?.trim().parse().ok()?;
+            Some((t, l.to_string()))
+        })
+        .collect();
+    assert_eq!(status_events.len(), 3, "{gave_up}");
+    let gaps: Vec<f64> = status_events.windows(2).map(|w| w[1].0 - w[0].0).collect();
+    assert!(
+        gaps[1] > gaps[0],
+        "backoff did not grow: {gaps:?}\n{gave_up}"
+    );
+}
