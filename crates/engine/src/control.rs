@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 use crate::desired::Desired;
 use crate::order::start_order;
+use crate::probe::Probes;
 use crate::reconcile::{desired_count, Reconciler};
 use crate::routes::Routes;
 use crate::Error;
@@ -106,6 +107,7 @@ pub struct ControlPlane {
     desired: Desired,
     reconciler: Reconciler,
     routes: Arc<Routes>,
+    probes: Arc<Probes>,
     stop_proxies: watch::Sender<bool>,
     status: watch::Sender<Status>,
     commands: mpsc::Receiver<Command>,
@@ -123,7 +125,10 @@ impl ControlPlane {
         let desired = Desired::load(&state_dir).map_err(|e| Error::State(state_dir.clone(), e))?;
         let (stop_proxies, stop_rx) = watch::channel(false);
         let routes = Arc::new(Routes::bind(&project, stop_rx).await?);
-        let reconciler = Reconciler::new(rt.clone(), project.clone()).with_routes(routes.clone());
+        let probes = Probes::new(project.clone());
+        let reconciler = Reconciler::new(rt.clone(), project.clone())
+            .with_routes(routes.clone())
+            .with_probes(probes.clone());
         reconciler.infrastructure().await?;
         let (status_tx, status_rx) = watch::channel(Status {
             project: project.name.clone(),
@@ -138,6 +143,7 @@ impl ControlPlane {
                 desired,
                 reconciler,
                 routes,
+                probes,
                 stop_proxies,
                 status: status_tx,
                 commands: cmd_rx,
@@ -168,6 +174,11 @@ impl ControlPlane {
             })
         };
 
+        let prober = self
+            .probes
+            .any()
+            .then(|| tokio::spawn(self.probes.clone().run()));
+        let probed = self.probes.changed.clone();
         let outcome = loop {
             match self.reconciler.pass(&self.desired.counts).await {
                 Ok(pass) => {
@@ -179,6 +190,7 @@ impl ControlPlane {
             tokio::time::sleep(MIN_GAP).await;
             tokio::select! {
                 _ = wake.notified() => {}
+                _ = probed.notified() => {}
                 _ = tokio::time::sleep(RESYNC) => {}
                 cmd = self.commands.recv() => match cmd {
                     Some(Command::Scale(counts, reply)) => {
@@ -190,6 +202,9 @@ impl ControlPlane {
             }
         };
         events.abort();
+        if let Some(p) = prober {
+            p.abort();
+        }
         let (remove, volumes) = outcome;
         self.shutdown(remove, volumes).await
     }

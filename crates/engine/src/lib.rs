@@ -8,6 +8,7 @@
 //! - [`health`]: each replica's phase, restarts and crash-loop backoff; events.
 //! - [`clock`]: time behind a seam, faked in tests.
 //! - [`order`]: dependency order.
+//! - [`probe`]: the control plane's own health probes (`x-shoal.health`).
 //! - [`desired`]: replica counts set by hand, persisted in the state directory.
 //! - [`down`]: tearing a project down by its labels.
 //! - [`routes`]: the published ports and the replicas behind them; draining.
@@ -21,6 +22,7 @@ pub mod desired;
 pub mod down;
 pub mod health;
 pub mod order;
+pub mod probe;
 pub mod reconcile;
 pub mod routes;
 

@@ -14,6 +14,7 @@ use shoal_spec::{Condition, Project, Restart, Service};
 use crate::clock::{Clock, SystemClock};
 use crate::health::{Backoff, Book, Phase};
 use crate::order::start_order;
+use crate::probe::Probes;
 use crate::routes::Routes;
 
 /// The replica count a service should run: a `shoal scale` override, else the file's.
@@ -49,6 +50,8 @@ pub struct Reconciler {
     first: bool,
     /// The published ports, drained of a replica before it stops.
     routes: Option<Arc<Routes>>,
+    /// The control plane's own health probes.
+    probes: Option<Arc<Probes>>,
 }
 
 impl Reconciler {
@@ -61,7 +64,24 @@ impl Reconciler {
             clock: Arc::new(SystemClock::default()),
             first: true,
             routes: None,
+            probes: None,
         }
+    }
+
+    /// Folds the results of `probes` into what it sees of containers.
+    pub fn with_probes(mut self, probes: Arc<Probes>) -> Reconciler {
+        self.probes = Some(probes);
+        self
+    }
+
+    /// The project's containers, with probe results folded in.
+    async fn list(&self) -> Result<Vec<ContainerInfo>, Error> {
+        let mut observed = self.rt.list(&self.project.name).await?;
+        if let Some(p) = &self.probes {
+            p.set_targets(&observed);
+            p.overlay(&mut observed);
+        }
+        Ok(observed)
     }
 
     /// Reads time from `clock` (tests move a fake one by hand).
@@ -141,7 +161,7 @@ impl Reconciler {
             converged: true,
             ..Pass::default()
         };
-        let mut observed = self.rt.list(&self.project.name).await?;
+        let mut observed = self.list().await?;
 
         // Containers of services the project no longer has.
         for c in observed
@@ -184,7 +204,7 @@ impl Reconciler {
             };
             if acted {
                 // Later services may wait on this one: read it back.
-                observed = self.rt.list(&self.project.name).await?;
+                observed = self.list().await?;
             }
         }
         self.first = false;
@@ -342,7 +362,10 @@ impl Reconciler {
                 }
                 (State::Running, Some(Health::Unhealthy)) => (
                     Phase::Unhealthy,
-                    "the container's health check failed".to_string(),
+                    self.probes
+                        .as_ref()
+                        .and_then(|p| p.reason(&c.id))
+                        .unwrap_or_else(|| "the container's health check failed".to_string()),
                 ),
                 (State::Created | State::Restarting, _) => {
                     (Phase::Starting, "starting".to_string())

@@ -191,3 +191,54 @@ fn a_crash_at_start_backs_off_stops_at_max_attempts_and_the_rest_serves() {
         "backoff did not grow: {gaps:?}\n{gave_up}"
     );
 }
+
+#[test]
+fn x_shoal_health_probes_take_a_failing_replica_out_fast() {
+    let port = free_port();
+    let yaml = format!(
+        "services:\n  app:\n    build: {}\n    deploy: {{replicas: 2}}\n    ports: [\"{port}:8080\"]\n    restart: always\n    stop_grace_period: 2s\n    x-shoal:\n      lb: {{strategy: round_robin}}\n      health: {{http: /healthz, interval: 200ms, timeout: 200ms, unhealthy_after: 2}}\n",
+        common::testkit_context().display()
+    );
+    let p = project_from("probes", &yaml);
+    p.ok(&["up", "-d"]);
+    let first = replica(&p, "app", 1).unwrap();
+    let sick_name = format!("{}-app-1", p.name);
+    let ip = common::container_ip(first["id"].as_str().unwrap());
+    KeepAlive::connect_to(&ip, 8080)
+        .unwrap()
+        .get("/admin/healthy?v=false")
+        .unwrap();
+    let t = std::time::Instant::now();
+    eventually(Duration::from_secs(5), "app.1 out of the balancer", || {
+        let mut c = KeepAlive::connect(port).ok()?;
+        let names: Vec<String> = (0..6)
+            .map(|_| {
+                c.get("/")
+                    .map(|r| r.headers["x-replica"].clone())
+                    .unwrap_or_default()
+            })
+            .collect();
+        names.iter().all(|n| *n != sick_name).then_some(())
+    });
+    // Two failed probes 200 ms apart, and a pass: well under the engine's 1 s minimum.
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        t.elapsed()
+    );
+    let events = eventually(
+        Duration::from_secs(20),
+        "the probe's verdict and the restart",
+        || {
+            let ps = p.ok(&["ps"]);
+            (ps.contains("app.1 unhealthy: GET /healthz answered 503 2 times")
+                && ps.contains("app.1 restarting (unhealthy, restart 1)"))
+            .then_some(ps)
+        },
+    );
+    eventually(Duration::from_secs(20), "app.1 ready again", || {
+        let r = replica(&p, "app", 1)?;
+        (r["phase"] == "ready").then_some(())
+    });
+    drop(events);
+}

@@ -131,11 +131,56 @@ pub struct XShoal {
     /// `x-shoal.lb`: how the published ports balance.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lb: Option<Lb>,
+    /// `x-shoal.health`: a probe the control plane runs itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<Probe>,
+}
+
+/// `x-shoal.health`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Probe {
+    /// `GET` this path; 2xx and 3xx are healthy. `None` with `tcp: true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<String>,
+    /// A TCP connect is the check.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tcp: bool,
+    /// Port in the container (default: the first published, then exposed port).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Time between probes.
+    #[serde(serialize_with = "ser_duration")]
+    pub interval: Duration,
+    /// Time one probe may take.
+    #[serde(serialize_with = "ser_duration")]
+    pub timeout: Duration,
+    /// Successes in a row that make a replica ready.
+    pub healthy_after: u32,
+    /// Failures in a row that make it unhealthy.
+    pub unhealthy_after: u32,
+    /// Failures in this time after a start do not count.
+    #[serde(serialize_with = "ser_duration")]
+    pub start_period: Duration,
+}
+
+impl Default for Probe {
+    fn default() -> Probe {
+        Probe {
+            http: None,
+            tcp: false,
+            port: None,
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+            healthy_after: 1,
+            unhealthy_after: 3,
+            start_period: Duration::ZERO,
+        }
+    }
 }
 
 impl XShoal {
     fn is_empty(&self) -> bool {
-        self.lb.is_none()
+        self.lb.is_none() && self.health.is_none()
     }
 
     /// The balancer settings, defaults where unset.
@@ -574,6 +619,22 @@ fn ser_opt_duration<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, 
 }
 
 impl Service {
+    /// The port `x-shoal.health` probes: its own `port`, else the first published
+    /// port's target, else the first exposed port.
+    pub fn probe_port(&self) -> Option<u16> {
+        self.x_shoal
+            .health
+            .as_ref()
+            .and_then(|p| p.port)
+            .or_else(|| self.ports.first().map(|p| p.target))
+            .or_else(|| {
+                self.expose
+                    .first()
+                    .and_then(|e| e.split(['/', '-']).next())
+                    .and_then(|e| e.parse().ok())
+            })
+    }
+
     /// A hash of everything that shapes this service's containers. Replicas made from
     /// another hash are out of date. The replica count is left out: scaling does not
     /// recreate anything.

@@ -283,6 +283,20 @@ impl Cx<'_> {
             let v = v.or_else(|| vars(&k));
             svc.environment.insert(k, v);
         }
+        if let Some(probe) = &svc.x_shoal.health {
+            if probe.port.is_none() && svc.probe_port().is_none() {
+                let at = node
+                    .get("x-shoal")
+                    .and_then(|x| x.get("health"))
+                    .unwrap_or(node);
+                self.error_hint(
+                    at,
+                    &join(&path, "x-shoal.health"),
+                    "the probe has no port to reach",
+                    "add `port:`, or publish or expose the port the service listens on",
+                );
+            }
+        }
         if svc.network_mode.is_none() && svc.networks.is_empty() {
             svc.networks
                 .insert("default".into(), ServiceNetwork::default());
@@ -294,15 +308,73 @@ impl Cx<'_> {
 
     fn x_shoal(&mut self, node: &Node, path: &str) -> XShoal {
         let mut x = XShoal::default();
-        let Some(fields) = self.fields(node, path, &["lb"]) else {
+        let Some(fields) = self.fields(node, path, &["lb", "health"]) else {
             return x;
         };
         for (k, v) in fields {
-            if k.name == "lb" {
-                x.lb = self.lb(v, &join(path, "lb"));
+            match k.name.as_str() {
+                "lb" => x.lb = self.lb(v, &join(path, "lb")),
+                "health" => x.health = self.probe(v, &join(path, "health")),
+                _ => {}
             }
         }
         x
+    }
+
+    fn probe(&mut self, node: &Node, path: &str) -> Option<Probe> {
+        let fields = self.fields(
+            node,
+            path,
+            &[
+                "http",
+                "tcp",
+                "port",
+                "interval",
+                "timeout",
+                "healthy_after",
+                "unhealthy_after",
+                "start_period",
+            ],
+        )?;
+        let mut p = Probe::default();
+        for (k, v) in fields {
+            let kp = join(path, &k.name);
+            let kp = kp.as_str();
+            match k.name.as_str() {
+                "http" => match self.string(v, kp) {
+                    Some(s) if s.starts_with('/') => p.http = Some(s),
+                    Some(s) => self.error_hint(
+                        v,
+                        kp,
+                        format!("`{s}` is not a path"),
+                        "write the path to GET, such as /healthz",
+                    ),
+                    None => {}
+                },
+                "tcp" => p.tcp = self.bool(v, kp).unwrap_or(false),
+                "port" => p.port = self.int(v, kp, 1, 65535).map(|n| n as u16),
+                "interval" => p.interval = self.duration(v, kp).unwrap_or(p.interval),
+                "timeout" => p.timeout = self.duration(v, kp).unwrap_or(p.timeout),
+                "start_period" => p.start_period = self.duration(v, kp).unwrap_or(p.start_period),
+                "healthy_after" => p.healthy_after = self.int(v, kp, 1, 100).unwrap_or(1) as u32,
+                "unhealthy_after" => {
+                    p.unhealthy_after = self.int(v, kp, 1, 100).unwrap_or(3) as u32
+                }
+                _ => {}
+            }
+        }
+        if p.http.is_some() == p.tcp {
+            self.error_hint(
+                node,
+                path,
+                "a probe is either `http: <path>` or `tcp: true`",
+                "health: {http: /healthz} or health: {tcp: true}",
+            );
+        }
+        if p.interval.is_zero() {
+            self.error(node, path, "the probe interval must be above zero");
+        }
+        Some(p)
     }
 
     fn lb(&mut self, node: &Node, path: &str) -> Option<Lb> {
