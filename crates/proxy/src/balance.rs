@@ -47,7 +47,8 @@ fn score(key: u64, addr: &SocketAddr) -> u64 {
     h.finish()
 }
 
-/// Picks a replica from `set`, skipping those in `tried`. `key` is the affinity key
+/// Picks a replica from `set`, skipping those in `tried` (by identity: a replica that
+/// left the set and came back at the same address is a new one). `key` is the affinity key
 /// for the hash strategy. The chosen replica has admitted the request (an ejected one
 /// past its time admits a single probe).
 pub fn pick(
@@ -55,11 +56,13 @@ pub fn pick(
     strategy: &Strategy,
     key: Option<u64>,
     rr: &AtomicUsize,
-    tried: &[SocketAddr],
+    tried: &[Arc<Endpoint>],
     now_ms: u64,
 ) -> Option<Arc<Endpoint>> {
     let usable = |e: &Endpoint| {
-        !tried.contains(&e.addr) && !e.ejected(now_ms) && !e.draining.load(Ordering::Relaxed)
+        !tried.iter().any(|t| std::ptr::eq::<Endpoint>(&**t, e))
+            && !e.ejected(now_ms)
+            && !e.draining.load(Ordering::Relaxed)
     };
     // The common cases without building a candidate list: this runs per request.
     match strategy {
@@ -99,7 +102,9 @@ pub fn pick(
     let mut candidates: Vec<&Arc<Endpoint>> = set
         .iter()
         .filter(|e| {
-            !tried.contains(&e.addr) && !e.ejected(now_ms) && !e.draining.load(Ordering::Relaxed)
+            !tried.iter().any(|t| Arc::ptr_eq(t, e))
+                && !e.ejected(now_ms)
+                && !e.draining.load(Ordering::Relaxed)
         })
         .collect();
     while !candidates.is_empty() {
@@ -160,14 +165,14 @@ mod tests {
             })
             .collect();
         assert_eq!(picks[0..3], picks[3..6]);
-        let tried = [s[0].addr, s[1].addr];
+        let tried = [s[0].clone(), s[1].clone()];
         assert_eq!(
             pick(&s, &Strategy::RoundRobin, None, &rr, &tried, 0)
                 .unwrap()
                 .addr,
             s[2].addr
         );
-        let all: Vec<_> = s.iter().map(|e| e.addr).collect();
+        let all: Vec<_> = s.to_vec();
         assert!(pick(&s, &Strategy::RoundRobin, None, &rr, &all, 0).is_none());
     }
 

@@ -216,7 +216,7 @@ async fn forward(
         _ => None,
     };
     let mut request = Some(Request::from_parts(parts, body));
-    let mut tried: Vec<SocketAddr> = Vec::new();
+    let mut tried: Vec<Arc<Endpoint>> = Vec::new();
     let mut attempts = 0u32;
     // Resends after a closed idle connection: never reached a replica, so not counted
     // as attempts, but bounded.
@@ -228,7 +228,7 @@ async fn forward(
             return Err(last_error
                 .unwrap_or_else(|| ProxyError::replica("the request could not be resent", false)));
         };
-        let Some(ep) = choose(route, key, &tried).await else {
+        let Some(ep) = choose(route, key, &mut tried).await else {
             return Err(last_error.unwrap_or_else(ProxyError::no_replica));
         };
         let now = now_ms();
@@ -240,7 +240,7 @@ async fn forward(
                     // Never reached the replica: safe to try another, whatever the method.
                     ep.record(false, &route.config.eject, now);
                     ep.stats.record(Duration::ZERO, true);
-                    tried.push(ep.addr);
+                    tried.push(ep.clone());
                     last_error = Some(ProxyError::connect(ep.addr, e));
                     if retry_allowed(route, &mut attempts) {
                         request = Some(req);
@@ -269,7 +269,7 @@ async fn forward(
                 ep.stats.record(rtt, unavailable);
                 if unavailable {
                     if let Some(next) = resend(&mut spare, route, &mut attempts) {
-                        tried.push(ep.addr);
+                        tried.push(ep.clone());
                         request = Some(next);
                         continue;
                     }
@@ -302,7 +302,7 @@ async fn forward(
                 }
                 ep.record(false, &route.config.eject, now_ms());
                 ep.stats.record(sent.elapsed(), true);
-                tried.push(ep.addr);
+                tried.push(ep.clone());
                 last_error = Some(ProxyError::replica(
                     format!("{}: {}", ep.addr, e.into_error()),
                     idempotent,
@@ -347,8 +347,17 @@ fn resend(
 }
 
 /// A replica for this request; waits briefly when none is ready (one may be starting).
-async fn choose(route: &Route, key: Option<u64>, tried: &[SocketAddr]) -> Option<Arc<Endpoint>> {
-    let deadline = Instant::now() + route.config.wait_for_ready;
+async fn choose(
+    route: &Route,
+    key: Option<u64>,
+    tried: &mut Vec<Arc<Endpoint>>,
+) -> Option<Arc<Endpoint>> {
+    // Waits for a replica this request has not tried: one that is starting, or one
+    // coming back. Replicas it tried become eligible again after a short pause, in
+    // case one only failed for a moment; the attempt limit and the budget bound it.
+    let start = Instant::now();
+    let deadline = start + route.config.wait_for_ready;
+    let mut pause = Duration::from_millis(25);
     loop {
         let set = route.backends.endpoints();
         if let Some(ep) = pick(
@@ -361,14 +370,14 @@ async fn choose(route: &Route, key: Option<u64>, tried: &[SocketAddr]) -> Option
         ) {
             return Some(ep);
         }
-        // Tried every replica there is: do not wait for more.
-        if !tried.is_empty() && set.iter().all(|e| tried.contains(&e.addr)) {
-            return None;
-        }
         if Instant::now() >= deadline {
             return None;
         }
-        tokio::time::sleep(Duration::from_millis(25)).await;
+        if !tried.is_empty() && start.elapsed() >= Duration::from_millis(250) {
+            tried.clear();
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
     }
 }
 
@@ -534,7 +543,7 @@ async fn tunnel(
     key: Option<u64>,
     route: &Route,
 ) -> Result<Response<ProxyBody>, ProxyError> {
-    let Some(ep) = choose(route, key, &[]).await else {
+    let Some(ep) = choose(route, key, &mut Vec::new()).await else {
         return Err(ProxyError::no_replica());
     };
     let mut sender = pool::connect(ep.addr, route.config.connect_timeout, true)

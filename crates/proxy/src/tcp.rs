@@ -1,7 +1,6 @@
 //! Per-connection forwarding: a connection is joined to one replica and bytes flow
 //! both ways until either side closes. A replica that refuses is skipped for the next.
 
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use tokio::net::TcpStream;
@@ -13,7 +12,7 @@ use crate::http::{now_ms, Route};
 pub async fn serve_connection(mut client: TcpStream, route: &Route) {
     let start = Instant::now();
     let deadline = start + route.config.wait_for_ready;
-    let mut tried: Vec<SocketAddr> = Vec::new();
+    let mut tried: Vec<std::sync::Arc<crate::endpoint::Endpoint>> = Vec::new();
     loop {
         let set = route.backends.endpoints();
         let Some(ep) = crate::balance::pick(
@@ -24,7 +23,10 @@ pub async fn serve_connection(mut client: TcpStream, route: &Route) {
             &tried,
             now_ms(),
         ) else {
-            let everything_tried = !tried.is_empty() && set.iter().all(|e| tried.contains(&e.addr));
+            let everything_tried = !tried.is_empty()
+                && set
+                    .iter()
+                    .all(|e| tried.iter().any(|t| std::sync::Arc::ptr_eq(t, e)));
             if everything_tried || Instant::now() >= deadline {
                 route.stats.record(start.elapsed(), true);
                 return;
@@ -46,7 +48,7 @@ pub async fn serve_connection(mut client: TcpStream, route: &Route) {
             }
             _ => {
                 ep.record(false, &route.config.eject, now_ms());
-                tried.push(ep.addr);
+                tried.push(ep.clone());
             }
         }
     }
