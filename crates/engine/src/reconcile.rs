@@ -52,6 +52,9 @@ pub struct Reconciler {
     routes: Option<Arc<Routes>>,
     /// The control plane's own health probes.
     probes: Option<Arc<Probes>>,
+    /// Services whose replicas were restarted or recreated in this pass, for
+    /// `depends_on.<svc>.restart: true`.
+    replaced: std::collections::HashSet<String>,
 }
 
 impl Reconciler {
@@ -65,6 +68,7 @@ impl Reconciler {
             first: true,
             routes: None,
             probes: None,
+            replaced: std::collections::HashSet::new(),
         }
     }
 
@@ -178,6 +182,7 @@ impl Reconciler {
         }
 
         self.observe(&observed);
+        self.replaced.clear();
         let project = self.project.clone();
         for name in start_order(&project) {
             let svc = &project.services[&name];
@@ -185,6 +190,15 @@ impl Reconciler {
                 pass.waiting.push(format!("{name}: {why}"));
                 pass.converged = false;
                 continue;
+            }
+            if let Some(dep) = svc
+                .depends_on
+                .iter()
+                .find(|(d, dep)| dep.restart && self.replaced.contains(*d))
+                .map(|(d, _)| d.clone())
+            {
+                self.restart_dependant(svc, &dep, &observed).await;
+                observed = self.list().await?;
             }
             let mine: Vec<ContainerInfo> = observed
                 .iter()
@@ -319,6 +333,7 @@ impl Reconciler {
                     tracing::info!(service = %svc.name, replica, "recreating {}: its configuration changed", c.name);
                     self.remove(c, grace).await?;
                     self.create_and_start(&spec).await?;
+                    self.replaced.insert(svc.name.clone());
                 }
                 Some(c) if c.state == State::Created => {
                     self.rt.start(&c.id).await?;
@@ -328,6 +343,9 @@ impl Reconciler {
                         continue;
                     }
                     self.rt.start(&c.id).await?;
+                    if !self.first {
+                        self.replaced.insert(svc.name.clone());
+                    }
                 }
                 Some(c) if c.state == State::Running && c.health == Some(Health::Unhealthy) => {
                     if !self.restart_due(svc, c, true, pass) {
@@ -339,12 +357,43 @@ impl Reconciler {
                     }
                     self.rt.stop(&c.id, grace).await?;
                     self.rt.start(&c.id).await?;
+                    self.replaced.insert(svc.name.clone());
                 }
                 Some(_) => continue,
             }
             acted = true;
         }
         Ok(acted)
+    }
+
+    /// Restarts the running replicas of `svc` because its dependency `dep` (with
+    /// `restart: true`) was restarted: drained, stopped, started again.
+    async fn restart_dependant(&mut self, svc: &Service, dep: &str, observed: &[ContainerInfo]) {
+        let grace = svc
+            .stop_grace_period
+            .unwrap_or(shoal_runtime::container::DEFAULT_GRACE);
+        let now = self.clock.now();
+        for c in observed
+            .iter()
+            .filter(|c| c.service == svc.name && c.state == State::Running)
+        {
+            self.book.event(
+                now,
+                format!("{}.{}", svc.name, c.replica),
+                format!("restarting: its dependency {dep} was restarted"),
+            );
+            if let Some(routes) = &self.routes {
+                routes.drain(c).await;
+            }
+            if let Err(e) = self.rt.stop(&c.id, grace).await {
+                tracing::warn!(container = %c.name, error = %e, "stop failed");
+                continue;
+            }
+            if let Err(e) = self.rt.start(&c.id).await {
+                tracing::warn!(container = %c.name, error = %e, "start failed");
+            }
+        }
+        self.replaced.insert(svc.name.clone());
     }
 
     /// Updates every replica's phase from what the engine reports.
@@ -374,6 +423,18 @@ impl Reconciler {
                     Phase::Exited,
                     format!("exited with code {}", c.exit_code.unwrap_or(0)),
                 ),
+            };
+            // A replica failing requests is not ready, whatever its checks say; the
+            // balancer's own probe request readmits it.
+            let ejected =
+                phase == Phase::Ready && self.routes.as_ref().is_some_and(|r| r.ejected(c));
+            let (phase, reason) = if ejected {
+                (
+                    Phase::Unhealthy,
+                    "failing requests: ejected by the balancer".to_string(),
+                )
+            } else {
+                (phase, reason)
             };
             if phase == Phase::Exited {
                 self.book.get(&c.service, c.replica).last_exit = c.exit_code;

@@ -150,6 +150,23 @@ impl Routes {
         }
     }
 
+    /// True when the balancer has ejected `c` for failing requests.
+    pub fn ejected(&self, c: &ContainerInfo) -> bool {
+        let now = shoal_proxy::http::now_ms();
+        self.entries
+            .iter()
+            .filter(|e| e.service == c.service)
+            .any(|e| {
+                Routes::addr_of(e, c).is_some_and(|addr| {
+                    e.route
+                        .backends
+                        .endpoints()
+                        .iter()
+                        .any(|ep| ep.addr == addr && ep.ejected(now))
+                })
+            })
+    }
+
     /// The routes of a service, for the metrics and the autoscaler.
     pub fn of(&self, service: &str) -> Vec<Arc<Route>> {
         self.entries

@@ -323,3 +323,28 @@ async fn waits_for_a_one_off_to_complete() {
         "a finished one-off stays finished"
     );
 }
+
+#[tokio::test]
+async fn dependants_with_restart_true_follow_their_dependency() {
+    let p = Arc::new(project(
+        "services:\n  db:\n    image: x\n    restart: always\n  web:\n    image: x\n    depends_on: {db: {condition: service_started, restart: true}}\n  other:\n    image: x\n    depends_on: [db]\n",
+    ));
+    let fake = fake_with_images(&p);
+    let clock = Arc::new(FakeClock::default());
+    let mut r = Reconciler::new(fake.clone(), p.clone()).with_clock(clock.clone());
+    pass(&mut r).await;
+    crash(&fake, "t-db-1", 1);
+    pass(&mut r).await;
+    clock.advance(Duration::from_secs(2));
+    let before = fake.calls().len();
+    pass(&mut r).await;
+    let calls = fake.calls()[before..].to_vec();
+    assert_eq!(
+        calls,
+        ["start t-db-1", "stop t-web-1", "start t-web-1"],
+        "other (no restart: true) is left alone"
+    );
+    assert!(r.book().events.iter().any(
+        |e| e.replica == "web.1" && e.message == "restarting: its dependency db was restarted"
+    ));
+}

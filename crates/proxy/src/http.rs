@@ -188,6 +188,7 @@ async fn forward(
     peer: &Peer,
     route: &Route,
 ) -> Result<Response<ProxyBody>, ProxyError> {
+    let began = Instant::now();
     route.budget.deposit();
     let upgrade = req.version() == Version::HTTP_11 && req.headers().contains_key(header::UPGRADE);
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
@@ -254,7 +255,15 @@ async fn forward(
         let sent = Instant::now();
         let exchange = sender.try_send_request(req);
         ep.pool.put(sender);
-        match exchange.await {
+        // The request's own deadline, so that a replica that never answers is charged
+        // with the failure (and ejected) rather than the request just being dropped.
+        let left = route.config.timeout.saturating_sub(began.elapsed());
+        let Ok(outcome) = tokio::time::timeout(left, exchange).await else {
+            ep.record(false, &route.config.eject, now_ms());
+            ep.stats.record(sent.elapsed(), true);
+            return Err(ProxyError::timeout(route.config.timeout));
+        };
+        match outcome {
             Ok(resp) => {
                 let rtt = sent.elapsed();
                 ep.observe_rtt(rtt, Instant::now());

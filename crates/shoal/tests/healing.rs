@@ -242,3 +242,40 @@ fn x_shoal_health_probes_take_a_failing_replica_out_fast() {
     });
     drop(events);
 }
+
+#[test]
+fn a_replica_that_accepts_but_never_answers_is_timed_out_and_replaced() {
+    let port = free_port();
+    let yaml = format!(
+        "services:\n  app:\n    build: {}\n    deploy: {{replicas: 2}}\n    ports: [\"{port}:8080\"]\n    restart: always\n    stop_grace_period: 1s\n    x-shoal:\n      lb: {{timeout: 1s}}\n      health: {{http: /healthz, interval: 300ms, timeout: 300ms, unhealthy_after: 2}}\n",
+        common::testkit_context().display()
+    );
+    let p = project_from("hang", &yaml);
+    p.ok(&["up", "-d"]);
+    let first = replica(&p, "app", 1).unwrap();
+    let ip = common::container_ip(first["id"].as_str().unwrap());
+    // From now on it accepts connections and says nothing on them.
+    KeepAlive::connect_to(&ip, 8080)
+        .unwrap()
+        .get("/admin/hang?v=true")
+        .unwrap();
+    eventually(
+        Duration::from_secs(20),
+        "the hung replica timed out and restarted",
+        || {
+            let ps = p.ok(&["ps"]);
+            (ps.contains("app.1 unhealthy: GET /healthz timed out 2 times")
+                && ps.contains("app.1 restarting (unhealthy, restart 1)"))
+            .then_some(())
+        },
+    );
+    eventually(
+        Duration::from_secs(20),
+        "both replicas ready and serving",
+        || {
+            let ready = p.ps().iter().filter(|c| c["phase"] == "ready").count();
+            let served = (0..6).all(|_| common::get(port, "/").is_ok_and(|r| r.status == 200));
+            (ready == 2 && served).then_some(())
+        },
+    );
+}
