@@ -1,9 +1,9 @@
 //! What the control plane remembers of each replica between passes: its phase, its
 //! restarts and the crash-loop backoff, and the transitions, each with a reason.
 //!
-//! Phases: `Starting → Ready ⇄ Unhealthy → (restarted)`, plus `Exited` while a restart
-//! waits out its backoff (or for good when the policy says no more). Only `Ready`
-//! replicas are in the balancer.
+//! Phases: `Starting → Ready ⇄ Unhealthy → Draining → Stopped → (started again)`, and
+//! `Exited` when its process ended, while a restart waits out its backoff (or for good
+//! when the policy says no more). Only `Ready` replicas are in the balancer.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -21,7 +21,11 @@ pub enum Phase {
     Ready,
     /// Running and failing its health checks: out of the balancer, to be restarted.
     Unhealthy,
-    /// Not running.
+    /// Out of the balancer, finishing what it has in flight before it is stopped.
+    Draining,
+    /// Stopped by the control plane (to be removed or started again).
+    Stopped,
+    /// Not running: its process ended.
     Exited,
 }
 
@@ -175,6 +179,8 @@ fn phase_name(p: Phase) -> &'static str {
         Phase::Starting => "starting",
         Phase::Ready => "ready",
         Phase::Unhealthy => "unhealthy",
+        Phase::Draining => "draining",
+        Phase::Stopped => "stopped",
         Phase::Exited => "exited",
     }
 }

@@ -168,10 +168,12 @@ impl Reconciler {
         let mut observed = self.list().await?;
 
         // Containers of services the project no longer has.
-        for c in observed
+        let orphans: Vec<ContainerInfo> = observed
             .iter()
             .filter(|c| !self.project.services.contains_key(&c.service))
-        {
+            .cloned()
+            .collect();
+        for c in &orphans {
             tracing::info!(container = %c.name, "removing: its service is no longer in the project");
             if let Err(e) = self
                 .remove(c, shoal_runtime::container::DEFAULT_GRACE)
@@ -352,10 +354,8 @@ impl Reconciler {
                         continue;
                     }
                     // Replaced in place: drained, stopped, started again.
-                    if let Some(routes) = &self.routes {
-                        routes.drain(c).await;
-                    }
-                    self.rt.stop(&c.id, grace).await?;
+                    self.drain_and_stop(c, grace, "restarting: unhealthy")
+                        .await?;
                     self.rt.start(&c.id).await?;
                     self.replaced.insert(svc.name.clone());
                 }
@@ -382,10 +382,10 @@ impl Reconciler {
                 format!("{}.{}", svc.name, c.replica),
                 format!("restarting: its dependency {dep} was restarted"),
             );
-            if let Some(routes) = &self.routes {
-                routes.drain(c).await;
-            }
-            if let Err(e) = self.rt.stop(&c.id, grace).await {
+            if let Err(e) = self
+                .drain_and_stop(c, grace, "restarting: a dependency restarted")
+                .await
+            {
                 tracing::warn!(container = %c.name, error = %e, "stop failed");
                 continue;
             }
@@ -536,13 +536,32 @@ impl Reconciler {
         self.rt.start(&id).await
     }
 
-    async fn remove(&self, c: &ContainerInfo, grace: std::time::Duration) -> Result<(), Error> {
+    /// Takes a replica out of the balancer, lets its requests finish, then sends it
+    /// its stop signal; each step is a phase with `why`.
+    async fn drain_and_stop(
+        &mut self,
+        c: &ContainerInfo,
+        grace: std::time::Duration,
+        why: &str,
+    ) -> Result<(), Error> {
+        if !matches!(c.state, State::Running | State::Restarting) {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        self.book
+            .transition(now, &c.service, c.replica, Phase::Draining, why);
         if let Some(routes) = &self.routes {
             routes.drain(c).await;
         }
-        if matches!(c.state, State::Running | State::Restarting) {
-            self.rt.stop(&c.id, grace).await?;
-        }
+        self.rt.stop(&c.id, grace).await?;
+        let now = self.clock.now();
+        self.book
+            .transition(now, &c.service, c.replica, Phase::Stopped, why);
+        Ok(())
+    }
+
+    async fn remove(&mut self, c: &ContainerInfo, grace: std::time::Duration) -> Result<(), Error> {
+        self.drain_and_stop(c, grace, "being removed").await?;
         self.rt.remove(&c.id).await
     }
 }

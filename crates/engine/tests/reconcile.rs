@@ -251,11 +251,22 @@ async fn unhealthy_replicas_are_restarted_with_their_policy() {
     );
     // restart: no (the default) leaves it out of the balancer, running.
     assert_eq!(fake.by_name("t-keep-1").unwrap().state, State::Running);
-    assert!(r
+    let web_events: Vec<&str> = r
         .book()
         .events
         .iter()
-        .any(|e| e.replica == "web.1" && e.message == "restarting (unhealthy, restart 1)"));
+        .filter(|e| e.replica == "web.1")
+        .map(|e| e.message.as_str())
+        .collect();
+    assert_eq!(
+        web_events,
+        [
+            "unhealthy: the container's health check failed",
+            "restarting (unhealthy, restart 1)",
+            "draining: restarting: unhealthy",
+            "stopped: restarting: unhealthy",
+        ]
+    );
     assert!(r
         .book()
         .events
