@@ -48,8 +48,8 @@ pub struct Replica {
     pub ready_since: Option<Duration>,
     /// Why it is in its phase.
     pub reason: String,
-    /// The policy decided not to restart it after its last failure (said once).
-    #[serde(skip)]
+    /// The policy decided not to restart it after its last failure.
+    #[serde(default)]
     pub given_up: bool,
 }
 

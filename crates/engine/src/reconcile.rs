@@ -221,6 +221,8 @@ impl Reconciler {
             if acted {
                 // Later services may wait on this one: read it back.
                 observed = self.list().await?;
+                // What was just started has not shown it stays up: a later pass says.
+                pass.converged = false;
             }
         }
         self.first = false;

@@ -279,3 +279,22 @@ fn a_replica_that_accepts_but_never_answers_is_timed_out_and_replaced() {
         },
     );
 }
+
+#[test]
+fn up_reports_a_replica_that_will_not_be_restarted() {
+    let yaml = "services:\n  crashy:\n    image: debian:bookworm-slim\n    command: [\"sh\", \"-c\", \"exit 4\"]\n    deploy:\n      restart_policy: {condition: on-failure, delay: 100ms, max_attempts: 1}\n";
+    let p = project_from("giveup", yaml);
+    let t = std::time::Instant::now();
+    let out = p.shoal(&["up", "-d"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("crashy.1 exited with code 4 and will not be restarted"),
+        "{stderr}"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(60),
+        "up waited {:?}",
+        t.elapsed()
+    );
+}

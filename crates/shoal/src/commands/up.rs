@@ -196,6 +196,23 @@ async fn detach(global: &Global, args: &UpArgs, project: &Project) -> anyhow::Re
                 if s.converged {
                     break Ok(());
                 }
+                let failed: Vec<String> = s
+                    .replicas
+                    .iter()
+                    .filter(|r| r.record.given_up)
+                    .map(|r| {
+                        format!(
+                            "{}.{} {} and will not be restarted",
+                            r.service, r.replica, r.record.reason
+                        )
+                    })
+                    .collect();
+                if !failed.is_empty() {
+                    break Err(anyhow::anyhow!(
+                        "{}\n  hint: the control plane (pid {pid}) keeps the rest running; `shoal logs` shows what the replica said",
+                        failed.join("\n")
+                    ));
+                }
                 let mut msg = s
                     .services
                     .iter()
