@@ -16,8 +16,8 @@ fn simulate(config: Config, start: u32, seconds: u64, load: impl Fn(u64) -> f64)
     let mut out = Vec::new();
     for t in 0..seconds {
         // Replicas asked for a second ago are ready now.
-        let now_ready = starting.iter().filter(|s| t >= **s + 1).count() as u32;
-        starting.retain(|s| t < *s + 1);
+        let now_ready = starting.iter().filter(|s| t > **s).count() as u32;
+        starting.retain(|s| t <= *s);
         ready += now_ready;
         a.record(Sample {
             at: Duration::from_secs(t),
