@@ -12,6 +12,8 @@ use shoal_runtime::{ContainerInfo, Health, Runtime, State};
 use shoal_spec::Project;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 
+use crate::autoscale::Scaler;
+use crate::clock::{Clock, SystemClock};
 use crate::desired::Desired;
 use crate::order::start_order;
 use crate::probe::Probes;
@@ -108,6 +110,7 @@ pub struct ControlPlane {
     reconciler: Reconciler,
     routes: Arc<Routes>,
     probes: Arc<Probes>,
+    scaler: Scaler,
     stop_proxies: watch::Sender<bool>,
     status: watch::Sender<Status>,
     commands: mpsc::Receiver<Command>,
@@ -126,9 +129,12 @@ impl ControlPlane {
         let (stop_proxies, stop_rx) = watch::channel(false);
         let routes = Arc::new(Routes::bind(&project, stop_rx).await?);
         let probes = Probes::new(project.clone());
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
         let reconciler = Reconciler::new(rt.clone(), project.clone())
             .with_routes(routes.clone())
-            .with_probes(probes.clone());
+            .with_probes(probes.clone())
+            .with_clock(clock.clone());
+        let scaler = Scaler::new(project.clone(), routes.clone(), clock);
         reconciler.infrastructure().await?;
         let (status_tx, status_rx) = watch::channel(Status {
             project: project.name.clone(),
@@ -144,6 +150,7 @@ impl ControlPlane {
                 reconciler,
                 routes,
                 probes,
+                scaler,
                 stop_proxies,
                 status: status_tx,
                 commands: cmd_rx,
@@ -179,26 +186,45 @@ impl ControlPlane {
             .any()
             .then(|| tokio::spawn(self.probes.clone().run()));
         let probed = self.probes.changed.clone();
-        let outcome = loop {
+        let autoscaling = self.scaler.any();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut observed = Vec::new();
+        let outcome = 'run: loop {
             match self.reconciler.pass(&self.desired.counts).await {
                 Ok(pass) => {
                     self.routes.update(&pass.observed);
                     self.report(&pass);
+                    observed = pass.observed;
                 }
                 Err(e) => tracing::warn!(error = %e, "reconcile pass failed; retrying"),
             }
             tokio::time::sleep(MIN_GAP).await;
-            tokio::select! {
-                _ = wake.notified() => {}
-                _ = probed.notified() => {}
-                _ = tokio::time::sleep(RESYNC) => {}
-                cmd = self.commands.recv() => match cmd {
-                    Some(Command::Scale(counts, reply)) => {
-                        let _ = reply.send(self.scale(counts));
+            let resync = tokio::time::sleep(RESYNC);
+            tokio::pin!(resync);
+            // Wait for a reason to pass again; autoscaler ticks that change nothing
+            // are not one.
+            loop {
+                tokio::select! {
+                    _ = wake.notified() => break,
+                    _ = probed.notified() => break,
+                    _ = &mut resync => break,
+                    _ = tick.tick(), if autoscaling => {
+                        let changes = self.scaler.tick(&self.desired.counts, &observed);
+                        if changes.is_empty() {
+                            continue;
+                        }
+                        self.autoscaled(changes);
+                        break;
                     }
-                    Some(Command::Shutdown { remove, volumes }) => break (remove, volumes),
-                    None => break (false, false),
-                },
+                    cmd = self.commands.recv() => match cmd {
+                        Some(Command::Scale(counts, reply)) => {
+                            let _ = reply.send(self.scale(counts));
+                            break;
+                        }
+                        Some(Command::Shutdown { remove, volumes }) => break 'run (remove, volumes),
+                        None => break 'run (false, false),
+                    },
+                }
             }
         };
         events.abort();
@@ -209,6 +235,18 @@ impl ControlPlane {
         self.shutdown(remove, volumes).await
     }
 
+    /// Applies the autoscaler's counts: saved like `shoal scale`'s, and told.
+    fn autoscaled(&mut self, changes: Vec<(String, u32, String)>) {
+        let counts: BTreeMap<String, u32> =
+            changes.iter().map(|(s, n, _)| (s.clone(), *n)).collect();
+        if let Err(e) = self.desired.set(&counts) {
+            tracing::warn!(error = %e, "cannot save the autoscaled counts");
+        }
+        for (_, _, reason) in changes {
+            self.reconciler.record_event("autoscaler".into(), reason);
+        }
+    }
+
     fn scale(&mut self, counts: BTreeMap<String, u32>) -> Result<(), String> {
         for name in counts.keys() {
             let Some(svc) = self.project.services.get(name) else {
@@ -217,6 +255,12 @@ impl ControlPlane {
                     self.project.name
                 ));
             };
+            if let Some(a) = &svc.x_shoal.autoscale {
+                return Err(format!(
+                    "`{name}` is autoscaled ({} to {} replicas): change x-shoal.autoscale.min and max instead",
+                    a.min, a.max
+                ));
+            }
             if svc.container_name.is_some() && counts[name] > 1 {
                 return Err(format!(
                     "`{name}` has a fixed container_name: it runs one replica at most"

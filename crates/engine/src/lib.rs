@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`control`]: the main loop, commands (scale, shutdown) and status.
+//! - [`autoscale`]: the autoscaler's step: metrics from the balancer into the policy.
 //! - [`reconcile`]: one level-triggered pass: infrastructure, then services in
 //!   dependency order, replicas created, recreated, restarted or removed.
 //! - [`health`]: each replica's phase, restarts and crash-loop backoff; events.
@@ -16,6 +17,7 @@
 //! State lives in the engine (labels); the control plane can be killed at any moment
 //! and, restarted, adopts what runs. It never removes a named volume unless told to.
 
+pub mod autoscale;
 pub mod clock;
 pub mod control;
 pub mod desired;

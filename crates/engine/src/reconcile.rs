@@ -19,10 +19,15 @@ use crate::routes::Routes;
 
 /// The replica count a service should run: a `shoal scale` override, else the file's.
 pub fn desired_count(svc: &Service, overrides: &BTreeMap<String, u32>) -> u32 {
-    overrides
+    let n = overrides
         .get(&svc.name)
         .copied()
-        .unwrap_or(svc.deploy.replicas)
+        .unwrap_or(svc.deploy.replicas);
+    match &svc.x_shoal.autoscale {
+        // An autoscaled service stays within its bounds, whatever was set before.
+        Some(a) => n.clamp(a.min, a.max.max(a.min)),
+        None => n,
+    }
 }
 
 /// What a pass saw and did.
@@ -92,6 +97,12 @@ impl Reconciler {
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Reconciler {
         self.clock = clock;
         self
+    }
+
+    /// Records an event that is not a replica's transition (an autoscaling decision).
+    pub fn record_event(&mut self, subject: String, message: String) {
+        let now = self.clock.now();
+        self.book.event(now, subject, message);
     }
 
     /// The replicas' records and the recent transitions.

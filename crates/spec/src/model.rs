@@ -134,6 +134,34 @@ pub struct XShoal {
     /// `x-shoal.health`: a probe the control plane runs itself.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health: Option<Probe>,
+    /// `x-shoal.autoscale`: replicas follow measured load.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub autoscale: Option<Autoscale>,
+}
+
+/// `x-shoal.autoscale`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Autoscale {
+    /// Fewest replicas.
+    pub min: u32,
+    /// Most replicas.
+    pub max: u32,
+    /// `concurrency` (in-flight requests per ready replica), `rps` or `latency_p95`
+    /// (milliseconds).
+    pub metric: String,
+    /// Metric per ready replica to aim for.
+    pub target: f64,
+    /// Window of the stable average.
+    #[serde(serialize_with = "ser_duration")]
+    pub stable_window: Duration,
+    /// Window of the panic average.
+    #[serde(serialize_with = "ser_duration")]
+    pub panic_window: Duration,
+    /// How long a lower count must be recommended before replicas go.
+    #[serde(serialize_with = "ser_duration")]
+    pub scale_down_delay: Duration,
+    /// Relative deviation from the target that changes nothing.
+    pub tolerance: f64,
 }
 
 /// `x-shoal.health`.
@@ -180,7 +208,7 @@ impl Default for Probe {
 
 impl XShoal {
     fn is_empty(&self) -> bool {
-        self.lb.is_none() && self.health.is_none()
+        self.lb.is_none() && self.health.is_none() && self.autoscale.is_none()
     }
 
     /// The balancer settings, defaults where unset.

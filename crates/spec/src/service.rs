@@ -1,6 +1,7 @@
 //! Typing one service.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use indexmap::IndexMap;
 
@@ -308,17 +309,101 @@ impl Cx<'_> {
 
     fn x_shoal(&mut self, node: &Node, path: &str) -> XShoal {
         let mut x = XShoal::default();
-        let Some(fields) = self.fields(node, path, &["lb", "health"]) else {
+        let Some(fields) = self.fields(node, path, &["lb", "health", "autoscale"]) else {
             return x;
         };
         for (k, v) in fields {
             match k.name.as_str() {
                 "lb" => x.lb = self.lb(v, &join(path, "lb")),
                 "health" => x.health = self.probe(v, &join(path, "health")),
+                "autoscale" => x.autoscale = self.autoscale(v, &join(path, "autoscale")),
                 _ => {}
             }
         }
         x
+    }
+
+    fn autoscale(&mut self, node: &Node, path: &str) -> Option<Autoscale> {
+        let fields = self.fields(
+            node,
+            path,
+            &[
+                "min",
+                "max",
+                "metric",
+                "target",
+                "stable_window",
+                "panic_window",
+                "scale_down_delay",
+                "tolerance",
+            ],
+        )?;
+        let mut a = Autoscale {
+            min: 1,
+            max: 10,
+            metric: "concurrency".into(),
+            target: 0.0,
+            stable_window: Duration::from_secs(30),
+            panic_window: Duration::from_secs(3),
+            scale_down_delay: Duration::from_secs(30),
+            tolerance: 0.1,
+        };
+        let mut target_set = false;
+        for (k, v) in fields {
+            let kp = join(path, &k.name);
+            let kp = kp.as_str();
+            match k.name.as_str() {
+                "min" => a.min = self.int(v, kp, 0, 10_000).unwrap_or(1) as u32,
+                "max" => a.max = self.int(v, kp, 1, 10_000).unwrap_or(10) as u32,
+                "metric" => {
+                    // cpu is the fourth metric the design names; it is not measured yet.
+                    if let Some(m) = self.one_of(v, kp, &["concurrency", "rps", "latency_p95"]) {
+                        a.metric = m;
+                    }
+                }
+                "target" => match self.float(v, kp) {
+                    Some(t) if t > 0.0 => {
+                        a.target = t;
+                        target_set = true;
+                    }
+                    Some(_) => self.error(v, kp, "the target must be above zero"),
+                    None => {}
+                },
+                "stable_window" => {
+                    a.stable_window = self.duration(v, kp).unwrap_or(a.stable_window)
+                }
+                "panic_window" => a.panic_window = self.duration(v, kp).unwrap_or(a.panic_window),
+                "scale_down_delay" => {
+                    a.scale_down_delay = self.duration(v, kp).unwrap_or(a.scale_down_delay)
+                }
+                "tolerance" => a.tolerance = self.float(v, kp).unwrap_or(a.tolerance),
+                _ => {}
+            }
+        }
+        if !target_set {
+            // Sensible per metric: 10 in flight, 100 rps, 200 ms.
+            a.target = match a.metric.as_str() {
+                "rps" => 100.0,
+                "latency_p95" => 200.0,
+                _ => 10.0,
+            };
+        }
+        if a.min > a.max {
+            self.error_hint(
+                node,
+                path,
+                format!("min {} is above max {}", a.min, a.max),
+                "min is the fewest replicas, max the most",
+            );
+        }
+        if a.panic_window > a.stable_window {
+            self.error(
+                node,
+                path,
+                "the panic window must be shorter than the stable window",
+            );
+        }
+        Some(a)
     }
 
     fn probe(&mut self, node: &Node, path: &str) -> Option<Probe> {

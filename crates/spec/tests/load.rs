@@ -400,3 +400,39 @@ fn x_shoal_lb_is_typed_and_checked() {
     let e = one_error("services:\n  web:\n    image: a\n    x-shoal:\n      lbb: {}\n");
     assert_eq!(e.hint.as_deref(), Some("did you mean `lb`?"));
 }
+
+#[test]
+fn x_shoal_autoscale_is_typed_and_checked() {
+    let loaded = ok(&[(
+        "compose.yaml",
+        "services:\n  web:\n    image: a\n    x-shoal:\n      autoscale: {min: 2, max: 8, metric: rps}\n",
+    )]);
+    let a = loaded.project.services["web"]
+        .x_shoal
+        .autoscale
+        .clone()
+        .unwrap();
+    assert_eq!(
+        (a.min, a.max, a.metric.as_str(), a.target),
+        (2, 8, "rps", 100.0)
+    );
+
+    let e = one_error(
+        "services:\n  web:\n    image: a\n    x-shoal:\n      autoscale: {min: 5, max: 2}\n",
+    );
+    assert_eq!(at(&e), (5, 18));
+    assert_eq!(e.message, "min 5 is above max 2");
+
+    let e = one_error(
+        "services:\n  web:\n    image: a\n    x-shoal:\n      autoscale: {metric: concurency}\n",
+    );
+    assert_eq!(e.path, "services.web.x-shoal.autoscale.metric");
+    assert_eq!(e.hint.as_deref(), Some("did you mean `concurrency`?"));
+
+    let e =
+        one_error("services:\n  web:\n    image: a\n    x-shoal:\n      autoscale: {target: -1}\n");
+    assert!(
+        e.message.contains("expected a number") || e.message.contains("above zero"),
+        "{e}"
+    );
+}

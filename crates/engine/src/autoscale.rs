@@ -1,0 +1,142 @@
+//! The autoscaler loop's step: every second, sample each autoscaled service's metric
+//! from its published ports (what the balancer measured) and ask the policy
+//! (`shoal-scale`) for a replica count.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use shoal_proxy::metrics::Snapshot;
+use shoal_runtime::ContainerInfo;
+use shoal_scale::{Autoscaler, Config, Sample};
+use shoal_spec::{Project, Service};
+
+use crate::clock::Clock;
+use crate::control::ready;
+use crate::reconcile::desired_count;
+use crate::routes::Routes;
+
+/// A service's autoscaler, and what it last read from the counters.
+struct Entry {
+    policy: Autoscaler,
+    last: Option<(Duration, Snapshot)>,
+}
+
+/// The autoscalers of a project.
+pub struct Scaler {
+    project: Arc<Project>,
+    routes: Arc<Routes>,
+    clock: Arc<dyn Clock>,
+    entries: HashMap<String, Entry>,
+}
+
+/// The policy settings of a service's `x-shoal.autoscale`.
+pub fn policy_config(svc: &Service) -> Option<Config> {
+    let a = svc.x_shoal.autoscale.as_ref()?;
+    let mut c = Config::new(a.min, a.max, &a.metric, a.target);
+    c.stable_window = a.stable_window;
+    c.panic_window = a.panic_window;
+    c.scale_down_delay = a.scale_down_delay;
+    c.tolerance = a.tolerance;
+    Some(c)
+}
+
+impl Scaler {
+    /// Autoscalers for the services of `project` that have `x-shoal.autoscale`.
+    pub fn new(project: Arc<Project>, routes: Arc<Routes>, clock: Arc<dyn Clock>) -> Scaler {
+        let now = clock.now();
+        let entries = project
+            .services
+            .values()
+            .filter_map(|s| {
+                let config = policy_config(s)?;
+                Some((
+                    s.name.clone(),
+                    Entry {
+                        policy: Autoscaler::new(config, now),
+                        last: None,
+                    },
+                ))
+            })
+            .collect();
+        Scaler {
+            project,
+            routes,
+            clock,
+            entries,
+        }
+    }
+
+    /// True when some service is autoscaled.
+    pub fn any(&self) -> bool {
+        !self.entries.is_empty()
+    }
+
+    /// One step: the counts to change, with their reasons.
+    pub fn tick(
+        &mut self,
+        overrides: &BTreeMap<String, u32>,
+        observed: &[ContainerInfo],
+    ) -> Vec<(String, u32, String)> {
+        let now = self.clock.now();
+        let mut changes = Vec::new();
+        for (name, entry) in self.entries.iter_mut() {
+            let svc = &self.project.services[name];
+            let ready_n = observed
+                .iter()
+                .filter(|c| &c.service == name && ready(c))
+                .count() as u32;
+            let routes = self.routes.of(name);
+            let mut snap = Snapshot::default();
+            let mut in_flight = 0u64;
+            for r in &routes {
+                let s = r.stats.snapshot();
+                snap.requests += s.requests;
+                snap.failures += s.failures;
+                for (d, v) in snap.latency.iter_mut().zip(s.latency) {
+                    *d += v;
+                }
+                in_flight += r
+                    .backends
+                    .endpoints()
+                    .iter()
+                    .map(|e| u64::from(e.in_flight.load(Ordering::Relaxed)))
+                    .sum::<u64>();
+            }
+            let metric = entry.policy.config().metric.clone();
+            let total = match metric.as_str() {
+                "concurrency" => Some(in_flight as f64),
+                "rps" | "latency_p95" => entry.last.as_ref().and_then(|(at, before)| {
+                    let secs = now.saturating_sub(*at).as_secs_f64();
+                    let delta = snap.since(before);
+                    if metric == "rps" {
+                        (secs > 0.0).then(|| delta.requests as f64 / secs)
+                    } else {
+                        // Not additive: the p95 times the ready replicas, so that the
+                        // need is ceil(ready × p95 / target), as the HPA computes it.
+                        delta
+                            .quantile(0.95)
+                            .map(|p| p.as_secs_f64() * 1000.0 * f64::from(ready_n.max(1)))
+                    }
+                }),
+                _ => None,
+            };
+            entry.last = Some((now, snap));
+            if let Some(total) = total {
+                entry.policy.record(Sample {
+                    at: now,
+                    total,
+                    ready: ready_n,
+                });
+            }
+            let current = desired_count(svc, overrides);
+            let decision = entry.policy.decide(now, current, ready_n);
+            if decision.desired != current {
+                let why = decision.reason.unwrap_or_default();
+                changes.push((name.clone(), decision.desired, format!("{name} {why}")));
+            }
+        }
+        changes
+    }
+}
