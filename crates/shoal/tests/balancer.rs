@@ -6,7 +6,6 @@ mod common;
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -54,27 +53,9 @@ fn round_robin_shares_and_scale_in_or_a_kill_under_load_lose_nothing() {
         );
     }
 
-    // Steady load from four clients; one replica is SIGKILLed in the middle of it.
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let clients: Vec<_> = (0..4)
-        .map(|_| {
-            let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
-            std::thread::spawn(move || {
-                let mut c = KeepAlive::connect(port).unwrap();
-                while !stop.load(Ordering::Relaxed) {
-                    match c.get("/") {
-                        Ok(r) if r.status == 200 => ok.fetch_add(1, Ordering::Relaxed),
-                        _ => {
-                            failed.fetch_add(1, Ordering::Relaxed);
-                            c = KeepAlive::connect(port).unwrap();
-                            0
-                        }
-                    };
-                }
-            })
-        })
-        .collect();
+    // Steady load from four clients; the service scales in, then one replica is
+    // SIGKILLed, in the middle of it.
+    let load = common::Load::start(port, 4, "/");
     std::thread::sleep(Duration::from_millis(1500));
     // Scale in: the leaving replica drains first.
     p.ok(&["scale", "app=2"]);
@@ -88,19 +69,16 @@ fn round_robin_shares_and_scale_in_or_a_kill_under_load_lose_nothing() {
         .unwrap();
     assert!(killed.status.success());
     std::thread::sleep(Duration::from_millis(3000));
-    stop.store(true, Ordering::Relaxed);
-    for c in clients {
-        c.join().unwrap();
-    }
-    assert!(
-        ok.load(Ordering::Relaxed) > 1000,
-        "{}",
-        ok.load(Ordering::Relaxed)
-    );
+    let (ok, failed) = load.stop();
+    assert!(ok > 1000, "{ok}");
     assert_eq!(
-        failed.load(Ordering::Relaxed),
-        0,
-        "client requests failed while a replica was killed"
+        failed, 0,
+        "client requests failed while scaling in and while a replica was killed"
+    );
+    let ps = p.ok(&["ps"]);
+    assert!(
+        ps.contains("app: ") && ps.contains(" requests, 0 failed"),
+        "{ps}"
     );
 }
 

@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::{eventually, free_port, project_from, testkit_service, KeepAlive};
@@ -13,39 +11,6 @@ fn replica(p: &common::Project, service: &str, n: u64) -> Option<serde_json::Val
     p.ps()
         .into_iter()
         .find(|c| c["service"] == service && c["replica"].as_u64() == Some(n))
-}
-
-/// Steady load from `clients` threads until stopped: (ok, failed) counters.
-fn load(
-    port: u16,
-    clients: usize,
-    stop: &Arc<AtomicBool>,
-) -> (
-    Arc<AtomicU64>,
-    Arc<AtomicU64>,
-    Vec<std::thread::JoinHandle<()>>,
-) {
-    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let threads = (0..clients)
-        .map(|_| {
-            let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
-            std::thread::spawn(move || {
-                let mut c = KeepAlive::connect(port).unwrap();
-                while !stop.load(Ordering::Relaxed) {
-                    match c.get("/") {
-                        Ok(r) if r.status == 200 => ok.fetch_add(1, Ordering::Relaxed),
-                        other => {
-                            eprintln!("failed request: {other:?}");
-                            failed.fetch_add(1, Ordering::Relaxed);
-                            c = KeepAlive::connect(port).unwrap();
-                            0
-                        }
-                    };
-                }
-            })
-        })
-        .collect();
-    (ok, failed, threads)
 }
 
 #[test]
@@ -69,23 +34,15 @@ fn a_replica_that_exits_is_replaced_and_clients_see_no_failure() {
         .get("/admin/exit-after?n=40")
         .unwrap();
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ok, failed, threads) = load(port, 4, &stop);
+    let load = common::Load::start(port, 4, "/");
     eventually(Duration::from_secs(30), "app.1 restarted", || {
         let r = replica(&p, "app", 1)?;
         (r["restarts"].as_u64()? >= 1 && r["phase"] == "ready").then_some(())
     });
     std::thread::sleep(Duration::from_millis(500));
-    stop.store(true, Ordering::Relaxed);
-    for t in threads {
-        t.join().unwrap();
-    }
-    assert!(ok.load(Ordering::Relaxed) > 100);
-    assert_eq!(
-        failed.load(Ordering::Relaxed),
-        0,
-        "clients saw failures while a replica exited"
-    );
+    let (ok, failed) = load.stop();
+    assert!(ok > 100);
+    assert_eq!(failed, 0, "clients saw failures while a replica exited");
     let ps = p.ok(&["ps"]);
     assert!(
         ps.contains("app.1 restarting (exit code 1, restart 1)"),
@@ -154,23 +111,19 @@ fn a_crash_at_start_backs_off_stops_at_max_attempts_and_the_rest_serves() {
     );
     let p = project_from("crashy", &yaml);
     p.ok(&["up", "-d", "--no-wait"]);
-    let stop = Arc::new(AtomicBool::new(false));
     // The app comes up whatever crashy does.
     eventually(Duration::from_secs(30), "app serving", || {
         common::get(port, "/").ok().filter(|r| r.status == 200)
     });
-    let (ok, failed, threads) = load(port, 2, &stop);
+    let load = common::Load::start(port, 2, "/");
     let gave_up = eventually(Duration::from_secs(60), "crashy given up", || {
         let ps = p.ok(&["ps"]);
         ps.contains("crashy.1 not restarted: restart limit reached")
             .then_some(ps)
     });
-    stop.store(true, Ordering::Relaxed);
-    for t in threads {
-        t.join().unwrap();
-    }
-    assert_eq!(failed.load(Ordering::Relaxed), 0);
-    assert!(ok.load(Ordering::Relaxed) > 0);
+    let (ok, failed) = load.stop();
+    assert_eq!(failed, 0);
+    assert!(ok > 0);
     let c = replica(&p, "crashy", 1).unwrap();
     assert_eq!(c["restarts"], 3, "{gave_up}");
     assert_eq!(c["state"], "exited");

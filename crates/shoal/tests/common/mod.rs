@@ -328,3 +328,62 @@ pub fn container_ip(id: &str) -> String {
         .unwrap_or_default()
         .to_string()
 }
+
+/// Steady load: client threads each sending `GET path` on a kept-alive connection
+/// until stopped, counting answers that were 200 and those that were not.
+pub struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ok: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    failed: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    /// Starts `clients` threads against `127.0.0.1:port`.
+    pub fn start(port: u16, clients: usize, path: &'static str) -> Load {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        use std::sync::Arc;
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicU64::new(0));
+        let threads = (0..clients)
+            .map(|_| {
+                let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+                std::thread::spawn(move || {
+                    let mut c = KeepAlive::connect(port).unwrap();
+                    while !stop.load(Ordering::Relaxed) {
+                        match c.get(path) {
+                            Ok(r) if r.status == 200 => {
+                                ok.fetch_add(1, Ordering::Relaxed);
+                            }
+                            other => {
+                                eprintln!("failed request: {other:?}");
+                                failed.fetch_add(1, Ordering::Relaxed);
+                                c = KeepAlive::connect(port).unwrap();
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            ok,
+            failed,
+            threads,
+        }
+    }
+
+    /// Stops the clients; returns (ok, failed).
+    pub fn stop(self) -> (u64, u64) {
+        use std::sync::atomic::Ordering;
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            t.join().unwrap();
+        }
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
+    }
+}
