@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shoal_proxy::metrics::Snapshot;
-use shoal_runtime::ContainerInfo;
+use shoal_runtime::{ContainerInfo, Runtime};
 use shoal_scale::{Autoscaler, Config, Sample};
 use shoal_spec::{Project, Service};
 
@@ -25,10 +25,13 @@ struct Entry {
 
 /// The autoscalers of a project.
 pub struct Scaler {
+    rt: Arc<dyn Runtime>,
     project: Arc<Project>,
     routes: Arc<Routes>,
     clock: Arc<dyn Clock>,
     entries: HashMap<String, Entry>,
+    /// The last CPU time reading of each container: (clock time, CPU time).
+    cpu: HashMap<String, (Duration, Duration)>,
 }
 
 /// The policy settings of a service's `x-shoal.autoscale`.
@@ -44,7 +47,12 @@ pub fn policy_config(svc: &Service) -> Option<Config> {
 
 impl Scaler {
     /// Autoscalers for the services of `project` that have `x-shoal.autoscale`.
-    pub fn new(project: Arc<Project>, routes: Arc<Routes>, clock: Arc<dyn Clock>) -> Scaler {
+    pub fn new(
+        rt: Arc<dyn Runtime>,
+        project: Arc<Project>,
+        routes: Arc<Routes>,
+        clock: Arc<dyn Clock>,
+    ) -> Scaler {
         let now = clock.now();
         let entries = project
             .services
@@ -61,10 +69,12 @@ impl Scaler {
             })
             .collect();
         Scaler {
+            rt,
             project,
             routes,
             clock,
             entries,
+            cpu: HashMap::new(),
         }
     }
 
@@ -74,12 +84,13 @@ impl Scaler {
     }
 
     /// One step: the counts to change, with their reasons.
-    pub fn tick(
+    pub async fn tick(
         &mut self,
         overrides: &BTreeMap<String, u32>,
         observed: &[ContainerInfo],
     ) -> Vec<(String, u32, String)> {
         let now = self.clock.now();
+        let cpu = self.cpu_percent(now, observed).await;
         let mut changes = Vec::new();
         for (name, entry) in self.entries.iter_mut() {
             let svc = &self.project.services[name];
@@ -107,6 +118,7 @@ impl Scaler {
             let metric = entry.policy.config().metric.clone();
             let total = match metric.as_str() {
                 "concurrency" => Some(in_flight as f64),
+                "cpu" => cpu.get(name.as_str()).copied(),
                 "rps" | "latency_p95" => entry.last.as_ref().and_then(|(at, before)| {
                     let secs = now.saturating_sub(*at).as_secs_f64();
                     let delta = snap.since(before);
@@ -138,5 +150,42 @@ impl Scaler {
             }
         }
         changes
+    }
+
+    /// Σ CPU use of each cpu-scaled service's ready replicas, in percent of each
+    /// replica's CPU limit (one core when it has none), from two readings a tick apart.
+    async fn cpu_percent(
+        &mut self,
+        now: Duration,
+        observed: &[ContainerInfo],
+    ) -> HashMap<String, f64> {
+        let mut out = HashMap::new();
+        for (name, entry) in &self.entries {
+            if entry.policy.config().metric != "cpu" {
+                continue;
+            }
+            let svc = &self.project.services[name];
+            let limit = svc.deploy.resources.limits.cpus.unwrap_or(1.0).max(0.01);
+            let mut total = None;
+            for c in observed.iter().filter(|c| &c.service == name && ready(c)) {
+                let Ok(used) = self.rt.cpu_time(&c.id).await else {
+                    continue;
+                };
+                if let Some((then, before)) = self.cpu.insert(c.id.clone(), (now, used)) {
+                    let wall = now.saturating_sub(then).as_secs_f64();
+                    if wall > 0.0 {
+                        let cores = used.saturating_sub(before).as_secs_f64() / wall;
+                        *total.get_or_insert(0.0) += cores / limit * 100.0;
+                    }
+                }
+            }
+            if let Some(t) = total {
+                out.insert(name.clone(), t);
+            }
+        }
+        let live: std::collections::HashSet<&str> =
+            observed.iter().map(|c| c.id.as_str()).collect();
+        self.cpu.retain(|id, _| live.contains(id.as_str()));
+        out
     }
 }

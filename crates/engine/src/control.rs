@@ -134,7 +134,7 @@ impl ControlPlane {
             .with_routes(routes.clone())
             .with_probes(probes.clone())
             .with_clock(clock.clone());
-        let scaler = Scaler::new(project.clone(), routes.clone(), clock);
+        let scaler = Scaler::new(rt.clone(), project.clone(), routes.clone(), clock);
         reconciler.infrastructure().await?;
         let (status_tx, status_rx) = watch::channel(Status {
             project: project.name.clone(),
@@ -209,7 +209,7 @@ impl ControlPlane {
                     _ = probed.notified() => break,
                     _ = &mut resync => break,
                     _ = tick.tick(), if autoscaling => {
-                        let changes = self.scaler.tick(&self.desired.counts, &observed);
+                        let changes = self.scaler.tick(&self.desired.counts, &observed).await;
                         if changes.is_empty() {
                             continue;
                         }

@@ -364,3 +364,39 @@ async fn dependants_with_restart_true_follow_their_dependency() {
         |e| e.replica == "web.1" && e.message == "restarting: its dependency db was restarted"
     ));
 }
+
+#[tokio::test]
+async fn cpu_is_measured_against_the_replicas_limit() {
+    let p = Arc::new(project(
+        "services:\n  app:\n    image: x\n    deploy: {resources: {limits: {cpus: '0.5'}}}\n    x-shoal:\n      autoscale: {min: 1, max: 4, metric: cpu, target: 50, stable_window: 6s, panic_window: 2s}\n",
+    ));
+    let fake = fake_with_images(&p);
+    let clock = Arc::new(FakeClock::default());
+    let mut r = Reconciler::new(fake.clone(), p.clone()).with_clock(clock.clone());
+    let observed = pass(&mut r).await.observed;
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    let routes = Arc::new(
+        shoal_engine::routes::Routes::bind(&p, stop_rx)
+            .await
+            .unwrap(),
+    );
+    let mut scaler =
+        shoal_engine::autoscale::Scaler::new(fake.clone(), p.clone(), routes, clock.clone());
+    let id = observed[0].id.clone();
+    // 0.45 cores of a 0.5-core limit: 90 % against a target of 50 %.
+    let mut used = Duration::ZERO;
+    let mut changes = Vec::new();
+    for _ in 0..10 {
+        fake.set_cpu_time(&id, used);
+        changes = scaler.tick(&BTreeMap::new(), &observed).await;
+        if !changes.is_empty() {
+            break;
+        }
+        used += Duration::from_millis(450);
+        clock.advance(Duration::from_secs(1));
+    }
+    assert_eq!(changes.len(), 1, "no decision");
+    let (service, n, why) = &changes[0];
+    assert_eq!((service.as_str(), *n), ("app", 2));
+    assert!(why.contains("cpu 90.0 > 1 × 50"), "{why}");
+}

@@ -13,7 +13,7 @@ use bollard::models::{
 use bollard::query_parameters::{
     BuildImageOptions, CreateContainerOptions, CreateImageOptions, EventsOptions,
     KillContainerOptions, ListContainersOptions, ListNetworksOptions, ListVolumesOptions,
-    LogsOptions, RemoveContainerOptions, RemoveImageOptions, StopContainerOptions,
+    LogsOptions, RemoveContainerOptions, RemoveImageOptions, StatsOptions, StopContainerOptions,
 };
 use futures_util::stream::{BoxStream, StreamExt};
 use shoal_spec::MountKind;
@@ -410,6 +410,25 @@ impl Runtime for Docker {
             .await
             .map_err(self.engine(format!("inspect {id}")))?;
         Ok(info_from(c))
+    }
+
+    async fn cpu_time(&self, id: &str) -> Result<Duration> {
+        // One-shot: the current counters at once, without the engine's second sample.
+        let opts = StatsOptions {
+            stream: false,
+            one_shot: true,
+        };
+        let mut stream = self.client.stats(id, Some(opts));
+        let Some(stats) = stream.next().await else {
+            return Err(Error::NotFound(format!("stats of {id}")));
+        };
+        let stats = stats.map_err(self.engine(format!("stats {id}")))?;
+        let ns = stats
+            .cpu_stats
+            .and_then(|c| c.cpu_usage)
+            .and_then(|u| u.total_usage)
+            .unwrap_or(0);
+        Ok(Duration::from_nanos(ns))
     }
 
     fn logs(&self, id: &str, opts: &LogOptions) -> BoxStream<'static, Result<LogLine>> {

@@ -22,6 +22,8 @@ struct World {
     networks: HashMap<String, NetworkSpec>,
     volumes: HashMap<String, VolumeSpec>,
     images: HashSet<String>,
+    /// CPU time used, by container id.
+    cpu: HashMap<String, Duration>,
     /// Every call that changed something, in order: `create web-1`, `start <id>`...
     calls: Vec<String>,
 }
@@ -79,6 +81,11 @@ impl Fake {
             info.exit_code = Some(code);
         }
         self.emit(id, "die");
+    }
+
+    /// The container has used `used` of CPU time so far.
+    pub fn set_cpu_time(&self, id: &str, used: Duration) {
+        self.world().cpu.insert(id.to_string(), used);
     }
 
     /// The engine's healthcheck reports `health`.
@@ -306,6 +313,10 @@ impl Runtime for Fake {
 
     async fn inspect(&self, id: &str) -> Result<ContainerInfo> {
         self.get(id).map(|(_, i)| i)
+    }
+
+    async fn cpu_time(&self, id: &str) -> Result<Duration> {
+        Ok(self.world().cpu.get(id).copied().unwrap_or_default())
     }
 
     fn logs(&self, id: &str, _opts: &LogOptions) -> BoxStream<'static, Result<LogLine>> {

@@ -264,6 +264,9 @@ pub trait Runtime: Send + Sync + 'static {
     async fn list(&self, project: &str) -> Result<Vec<ContainerInfo>>;
     /// One container.
     async fn inspect(&self, id: &str) -> Result<ContainerInfo>;
+    /// CPU time a container has used so far (cumulative): two readings a known time
+    /// apart give its CPU use.
+    async fn cpu_time(&self, id: &str) -> Result<Duration>;
     /// A container's output.
     fn logs(&self, id: &str, opts: &LogOptions) -> BoxStream<'static, Result<LogLine>>;
     /// Container events of the project, from now on.

@@ -86,3 +86,27 @@ fn scales_out_under_load_and_back_in_after() {
     let ps = p.ok(&["ps"]);
     assert!(ps.contains("autoscaler app ") && ps.contains(" < "), "{ps}");
 }
+
+#[test]
+fn cpu_bound_replicas_scale_out() {
+    let port = free_port();
+    let yaml = format!(
+        "services:\n  app:\n    build: {}\n    ports: [\"{port}:8080\"]\n    stop_grace_period: 2s\n    deploy: {{resources: {{limits: {{cpus: '0.5'}}}}}}\n    x-shoal:\n      health: {{http: /healthz, interval: 200ms}}\n      autoscale: {{min: 1, max: 3, metric: cpu, target: 50, stable_window: 6s, panic_window: 2s, scale_down_delay: 4s}}\n",
+        common::testkit_context().display()
+    );
+    let p = project_from("cpu", &yaml);
+    p.ok(&["up", "-d"]);
+    // Two clients burning 100 ms of CPU per request keep the replica at its 0.5-core
+    // limit: 100 % of the limit against a 50 % target asks for two or more.
+    let load = common::Load::start(port, 2, "/burn?ms=100");
+    eventually(Duration::from_secs(40), "a second replica", || {
+        (app_replicas(&p) >= 2).then_some(())
+    });
+    let (ok, failed) = load.stop();
+    assert!(ok > 0);
+    assert_eq!(failed, 0);
+    eventually(Duration::from_secs(10), "the decision in ps", || {
+        let ps = p.ok(&["ps"]);
+        (ps.contains("autoscaler app 1→") && ps.contains(": cpu ")).then_some(())
+    });
+}

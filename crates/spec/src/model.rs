@@ -146,8 +146,8 @@ pub struct Autoscale {
     pub min: u32,
     /// Most replicas.
     pub max: u32,
-    /// `concurrency` (in-flight requests per ready replica), `rps` or `latency_p95`
-    /// (milliseconds).
+    /// `concurrency` (in-flight requests per ready replica), `rps`, `cpu` (percent of
+    /// the replica's CPU limit, one core when unset) or `latency_p95` (milliseconds).
     pub metric: String,
     /// Metric per ready replica to aim for.
     pub target: f64,

@@ -356,8 +356,9 @@ impl Cx<'_> {
                 "min" => a.min = self.int(v, kp, 0, 10_000).unwrap_or(1) as u32,
                 "max" => a.max = self.int(v, kp, 1, 10_000).unwrap_or(10) as u32,
                 "metric" => {
-                    // cpu is the fourth metric the design names; it is not measured yet.
-                    if let Some(m) = self.one_of(v, kp, &["concurrency", "rps", "latency_p95"]) {
+                    if let Some(m) =
+                        self.one_of(v, kp, &["concurrency", "rps", "cpu", "latency_p95"])
+                    {
                         a.metric = m;
                     }
                 }
@@ -381,9 +382,10 @@ impl Cx<'_> {
             }
         }
         if !target_set {
-            // Sensible per metric: 10 in flight, 100 rps, 200 ms.
+            // Sensible per metric: 10 in flight, 100 rps, 70 % CPU, 200 ms.
             a.target = match a.metric.as_str() {
                 "rps" => 100.0,
+                "cpu" => 70.0,
                 "latency_p95" => 200.0,
                 _ => 10.0,
             };
