@@ -331,7 +331,7 @@ fn retry_allowed(route: &Route, attempts: &mut u32) -> bool {
         return false;
     }
     *attempts += 1;
-    route.backends.endpoints().len() > 1 || route.config.retries > 0
+    true
 }
 
 /// What is kept of a request to send it again: its head and its body in memory.

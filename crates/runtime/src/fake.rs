@@ -268,7 +268,7 @@ impl Runtime for Fake {
     }
 
     async fn stop(&self, id: &str, _grace: Duration) -> Result<()> {
-        let name = {
+        {
             let mut w = self.world();
             let Some((_, info)) = w.containers.get_mut(id) else {
                 return Err(Error::NotFound(id.to_string()));
@@ -279,9 +279,7 @@ impl Runtime for Fake {
             }
             let name = info.name.clone();
             w.calls.push(format!("stop {name}"));
-            name
-        };
-        let _ = name;
+        }
         self.emit(id, "die");
         Ok(())
     }
