@@ -188,7 +188,6 @@ async fn forward(
     peer: &Peer,
     route: &Route,
 ) -> Result<Response<ProxyBody>, ProxyError> {
-    let began = Instant::now();
     route.budget.deposit();
     let upgrade = req.version() == Version::HTTP_11 && req.headers().contains_key(header::UPGRADE);
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
@@ -255,14 +254,17 @@ async fn forward(
         let sent = Instant::now();
         let exchange = sender.try_send_request(req);
         ep.pool.put(sender);
-        // The request's own deadline, so that a replica that never answers is charged
-        // with the failure (and ejected) rather than the request just being dropped.
-        let left = route.config.timeout.saturating_sub(began.elapsed());
-        let Ok(outcome) = tokio::time::timeout(left, exchange).await else {
-            ep.record(false, &route.config.eject, now_ms());
-            ep.stats.record(sent.elapsed(), true);
-            return Err(ProxyError::timeout(route.config.timeout));
+        // If the request's deadline passes during the exchange, this future is dropped
+        // here: the replica that never answered is charged with the failure (and so
+        // ejected), without a timer of its own per request.
+        let mut charge = Charge {
+            ep: &ep,
+            route,
+            sent,
+            armed: true,
         };
+        let outcome = exchange.await;
+        charge.armed = false;
         match outcome {
             Ok(resp) => {
                 let rtt = sent.elapsed();
@@ -321,6 +323,24 @@ async fn forward(
                     None => return Err(last_error.expect("set above")),
                 }
             }
+        }
+    }
+}
+
+/// Charges a replica with a failure when dropped armed: the exchange it guards was
+/// cancelled by the request's deadline.
+struct Charge<'a> {
+    ep: &'a Endpoint,
+    route: &'a Route,
+    sent: Instant,
+    armed: bool,
+}
+
+impl Drop for Charge<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.ep.record(false, &self.route.config.eject, now_ms());
+            self.ep.stats.record(self.sent.elapsed(), true);
         }
     }
 }

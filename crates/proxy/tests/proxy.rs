@@ -469,3 +469,50 @@ async fn slow_headers_idle_connections_and_huge_heads_are_cut() {
     assert!(out.starts_with("HTTP/1.1 431"), "{out}");
     assert_eq!(r.hits.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test]
+async fn a_replica_that_never_answers_is_ejected_by_timeouts() {
+    let good = replica("good", Behaviour::Name).await;
+    // Accepts, reads, and says nothing.
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mute_addr = l.local_addr().unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let seen = hits.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = l.accept().await.unwrap();
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = s.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    seen.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    let mute = Replica {
+        addr: mute_addr,
+        hits: hits.clone(),
+    };
+    let mut cfg = config();
+    cfg.strategy = Strategy::RoundRobin;
+    cfg.timeout = Duration::from_millis(100);
+    let f = front(&[&good, &mute], cfg).await;
+    let mut statuses = Vec::new();
+    for _ in 0..30 {
+        let out = raw(
+            f.addr,
+            b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        statuses.push(out.get(9..12).unwrap_or("---").to_string());
+    }
+    let timeouts = statuses.iter().filter(|s| *s == "504").count();
+    assert!((1..=5).contains(&timeouts), "{statuses:?}");
+    // Once ejected (5 failures in a row), everything goes to the good replica.
+    assert!(statuses[20..].iter().all(|s| s == "200"), "{statuses:?}");
+    assert!(hits.load(Ordering::SeqCst) <= 5);
+}
