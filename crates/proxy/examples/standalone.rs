@@ -2,7 +2,7 @@
 //! `bench/` measure against nginx and HAProxy.
 //!
 //! `standalone --listen 127.0.0.1:8000 --backend 127.0.0.1:9101 --backend ... \
-//!     [--threads 1] [--strategy least_request|round_robin]`
+//!     [--threads 1] [--strategy least_request|round_robin] [--retries 2]`
 //!
 //! With `--threads 1` it runs on a current-thread runtime: one core, as the peers get.
 
@@ -20,6 +20,7 @@ fn main() {
     let mut backends: Vec<SocketAddr> = Vec::new();
     let mut threads = 1usize;
     let mut strategy = Strategy::LeastRequest;
+    let mut retries = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| panic!("{a} needs a value"));
@@ -27,6 +28,7 @@ fn main() {
             "--listen" => listen = value().parse().expect("an address"),
             "--backend" => backends.push(value().parse().expect("an address")),
             "--threads" => threads = value().parse().expect("a number"),
+            "--retries" => retries = Some(value().parse().expect("a number")),
             "--strategy" => {
                 strategy = match value().as_str() {
                     "round_robin" => Strategy::RoundRobin,
@@ -52,6 +54,9 @@ fn main() {
         set.replace(backends);
         let mut config = LbConfig::new("bench");
         config.strategy = strategy;
+        if let Some(r) = retries {
+            config.retries = r;
+        }
         let route = Arc::new(Route::new(set, config));
         let listener = tokio::net::TcpListener::bind(listen).await.expect("bind");
         let (_stop, rx) = tokio::sync::watch::channel(false);

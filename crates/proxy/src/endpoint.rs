@@ -97,6 +97,12 @@ impl Endpoint {
         }
     }
 
+    /// Gives up the probe slot without an outcome (the request never reached it, or
+    /// its client left).
+    pub fn release_probe(&self) {
+        self.accrual.probing.store(false, Ordering::Release);
+    }
+
     /// True while ejected (its time not yet up).
     pub fn ejected(&self, now_ms: u64) -> bool {
         self.accrual.until.load(Ordering::Relaxed) > now_ms

@@ -188,6 +188,7 @@ async fn forward(
     peer: &Peer,
     route: &Route,
 ) -> Result<Response<ProxyBody>, ProxyError> {
+    let deadline = Instant::now() + route.config.timeout;
     route.budget.deposit();
     let upgrade = req.version() == Version::HTTP_11 && req.headers().contains_key(header::UPGRADE);
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
@@ -261,6 +262,7 @@ async fn forward(
             ep: &ep,
             route,
             sent,
+            deadline,
             armed: true,
         };
         let outcome = exchange.await;
@@ -299,7 +301,8 @@ async fn forward(
                     // connection the replica had closed, or the replica is gone. Its
                     // other idle connections are suspect too: drop them, so the resend
                     // opens a fresh one (refused, if the replica is gone, and then
-                    // another replica is tried).
+                    // another replica is tried). Not an outcome: no probe is decided.
+                    ep.release_probe();
                     ep.pool.clear();
                     stale += 1;
                     if stale <= 3 {
@@ -333,14 +336,24 @@ struct Charge<'a> {
     ep: &'a Endpoint,
     route: &'a Route,
     sent: Instant,
+    /// The request's deadline: dropped before it, the exchange was abandoned by the
+    /// client, which is no fault of the replica's.
+    deadline: Instant,
     armed: bool,
 }
 
 impl Drop for Charge<'_> {
     fn drop(&mut self) {
-        if self.armed {
+        if !self.armed {
+            return;
+        }
+        if Instant::now() >= self.deadline {
             self.ep.record(false, &self.route.config.eject, now_ms());
             self.ep.stats.record(self.sent.elapsed(), true);
+        } else {
+            // Neither success nor failure: if this was the probe of an ejected
+            // replica, let another request be the probe.
+            self.ep.release_probe();
         }
     }
 }
@@ -575,14 +588,22 @@ async fn tunnel(
     let Some(ep) = choose(route, key, &mut Vec::new()).await else {
         return Err(ProxyError::no_replica());
     };
-    let mut sender = pool::connect(ep.addr, route.config.connect_timeout, true)
-        .await
-        .map_err(|e| ProxyError::connect(ep.addr, e))?;
+    let mut sender = match pool::connect(ep.addr, route.config.connect_timeout, true).await {
+        Ok(s) => s,
+        Err(e) => {
+            ep.record(false, &route.config.eject, now_ms());
+            return Err(ProxyError::connect(ep.addr, e));
+        }
+    };
     let guard = InFlight::start(ep.clone());
-    let mut resp = sender
-        .send_request(Request::from_parts(parts, body))
-        .await
-        .map_err(|e| ProxyError::replica(format!("{}: {e}", ep.addr), false))?;
+    let mut resp = match sender.send_request(Request::from_parts(parts, body)).await {
+        Ok(r) => r,
+        Err(e) => {
+            ep.record(false, &route.config.eject, now_ms());
+            return Err(ProxyError::replica(format!("{}: {e}", ep.addr), false));
+        }
+    };
+    ep.record(true, &route.config.eject, now_ms());
     ep.stats.record(Duration::ZERO, false);
     if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
         let (mut parts, body) = resp.into_parts();

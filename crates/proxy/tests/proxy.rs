@@ -516,3 +516,31 @@ async fn a_replica_that_never_answers_is_ejected_by_timeouts() {
     assert!(statuses[20..].iter().all(|s| s == "200"), "{statuses:?}");
     assert!(hits.load(Ordering::SeqCst) <= 5);
 }
+
+#[tokio::test]
+async fn clients_that_leave_mid_request_do_not_get_replicas_ejected() {
+    let (a, b) = (
+        replica("a", Behaviour::Slow(200)).await,
+        replica("b", Behaviour::Slow(200)).await,
+    );
+    let f = front(&[&a, &b], config()).await;
+    // Twenty clients send a request and leave before the answer.
+    for _ in 0..20 {
+        let mut s = TcpStream::connect(f.addr).await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        drop(s);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let now = shoal_proxy::http::now_ms();
+    assert!(
+        f.route.backends.endpoints().iter().all(|e| !e.ejected(now)),
+        "a client leaving is not the replica's failure"
+    );
+    let mut c = Client::connect(f.addr).await;
+    let t = std::time::Instant::now();
+    assert_eq!(c.get("/").await.0, 200);
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+}
