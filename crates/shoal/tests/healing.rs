@@ -8,9 +8,7 @@ use std::time::Duration;
 use common::{eventually, free_port, project_from, testkit_service, KeepAlive};
 
 fn replica(p: &common::Project, service: &str, n: u64) -> Option<serde_json::Value> {
-    p.ps()
-        .into_iter()
-        .find(|c| c["service"] == service && c["replica"].as_u64() == Some(n))
+    p.replica(service, n)
 }
 
 #[test]
@@ -27,12 +25,7 @@ fn a_replica_that_exits_is_replaced_and_clients_see_no_failure() {
     );
     let p = project_from("exits", &yaml);
     p.ok(&["up", "-d"]);
-    let first = replica(&p, "app", 1).unwrap();
-    let ip = common::container_ip(first["id"].as_str().unwrap());
-    KeepAlive::connect_to(&ip, 8080)
-        .unwrap()
-        .get("/admin/exit-after?n=40")
-        .unwrap();
+    common::knob(&p, "app", 1, "/admin/exit-after?n=40");
 
     let load = common::Load::start(port, 4, "/");
     eventually(Duration::from_secs(30), "app.1 restarted", || {
@@ -64,13 +57,8 @@ fn an_unhealthy_replica_leaves_the_balancer_and_is_restarted() {
     );
     let p = project_from("sick", &yaml);
     p.ok(&["up", "-d"]);
-    let first = replica(&p, "app", 1).unwrap();
     let sick_name = format!("{}-app-1", p.name);
-    let ip = common::container_ip(first["id"].as_str().unwrap());
-    KeepAlive::connect_to(&ip, 8080)
-        .unwrap()
-        .get("/admin/healthy?v=false")
-        .unwrap();
+    common::knob(&p, "app", 1, "/admin/healthy?v=false");
 
     // interval 1s × retries 2, plus a pass: it stops getting requests within seconds.
     eventually(Duration::from_secs(10), "app.1 out of the balancer", || {
@@ -154,13 +142,8 @@ fn x_shoal_health_probes_take_a_failing_replica_out_fast() {
     );
     let p = project_from("probes", &yaml);
     p.ok(&["up", "-d"]);
-    let first = replica(&p, "app", 1).unwrap();
     let sick_name = format!("{}-app-1", p.name);
-    let ip = common::container_ip(first["id"].as_str().unwrap());
-    KeepAlive::connect_to(&ip, 8080)
-        .unwrap()
-        .get("/admin/healthy?v=false")
-        .unwrap();
+    common::knob(&p, "app", 1, "/admin/healthy?v=false");
     let t = std::time::Instant::now();
     eventually(Duration::from_secs(5), "app.1 out of the balancer", || {
         let mut c = KeepAlive::connect(port).ok()?;
@@ -205,13 +188,8 @@ fn a_replica_that_accepts_but_never_answers_is_timed_out_and_replaced() {
     );
     let p = project_from("hang", &yaml);
     p.ok(&["up", "-d"]);
-    let first = replica(&p, "app", 1).unwrap();
-    let ip = common::container_ip(first["id"].as_str().unwrap());
     // From now on it accepts connections and says nothing on them.
-    KeepAlive::connect_to(&ip, 8080)
-        .unwrap()
-        .get("/admin/hang?v=true")
-        .unwrap();
+    common::knob(&p, "app", 1, "/admin/hang?v=true");
     eventually(
         Duration::from_secs(20),
         "the hung replica timed out and restarted",

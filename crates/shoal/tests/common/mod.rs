@@ -91,6 +91,13 @@ impl Project {
         serde_json::from_str(&self.ok(&["ps", "--format", "json"])).unwrap()
     }
 
+    /// Replica `n` of `service`, as `shoal ps --format json` shows it.
+    pub fn replica(&self, service: &str, n: u64) -> Option<serde_json::Value> {
+        self.ps()
+            .into_iter()
+            .find(|c| c["service"] == service && c["replica"].as_u64() == Some(n))
+    }
+
     /// Containers, networks and volumes the engine has with this project's label.
     pub fn leftovers(&self) -> Vec<String> {
         let label = format!("label=io.shoal.project={}", self.name);
@@ -386,4 +393,15 @@ impl Load {
             self.failed.load(Ordering::Relaxed),
         )
     }
+}
+
+/// Sends `GET path` straight to replica `n` of a testkit `service` on its project
+/// network address (not through shoal): how tests turn one replica's knobs.
+pub fn knob(p: &Project, service: &str, n: u64, path: &str) {
+    let r = p.replica(service, n).expect("the replica exists");
+    let ip = container_ip(r["id"].as_str().expect("an id"));
+    let answer = KeepAlive::connect_to(&ip, 8080)
+        .and_then(|mut c| c.get(path))
+        .expect("the replica answers");
+    assert_eq!(answer.status, 200, "{path}: {answer:?}");
 }
