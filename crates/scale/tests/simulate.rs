@@ -3,12 +3,26 @@
 
 use std::time::Duration;
 
-use shoal_scale::{Autoscaler, Config, Sample};
+use shoal_scale::{Autoscaler, Config, Hpa, Kpa, Policy, Sample};
 
 /// Runs `seconds` of `load(t)` from `start` replicas; returns the desired count after
 /// each second.
 fn simulate(config: Config, start: u32, seconds: u64, load: impl Fn(u64) -> f64) -> Vec<u32> {
-    let mut a = Autoscaler::new(config, Duration::ZERO);
+    simulate_with(
+        &mut Autoscaler::new(config, Duration::ZERO),
+        start,
+        seconds,
+        load,
+    )
+}
+
+/// The same, for any policy: the one actuator all policies share.
+fn simulate_with(
+    policy: &mut dyn Policy,
+    start: u32,
+    seconds: u64,
+    load: impl Fn(u64) -> f64,
+) -> Vec<u32> {
     let mut desired = start;
     // (second asked for) per replica beyond the ready ones.
     let mut starting: Vec<u64> = Vec::new();
@@ -19,23 +33,23 @@ fn simulate(config: Config, start: u32, seconds: u64, load: impl Fn(u64) -> f64)
         let now_ready = starting.iter().filter(|s| t > **s).count() as u32;
         starting.retain(|s| t <= *s);
         ready += now_ready;
-        a.record(Sample {
+        policy.record(Sample {
             at: Duration::from_secs(t),
             total: load(t),
             ready,
         });
-        let d = a.decide(Duration::from_secs(t), desired, ready);
-        if d.desired > desired {
-            starting.extend(std::iter::repeat_n(t, (d.desired - desired) as usize));
-        } else if d.desired < desired {
-            let mut remove = desired - d.desired;
+        let d = policy.decide(Duration::from_secs(t), desired, ready);
+        if d > desired {
+            starting.extend(std::iter::repeat_n(t, (d - desired) as usize));
+        } else if d < desired {
+            let mut remove = desired - d;
             // Not-yet-ready ones go first.
             while remove > 0 && starting.pop().is_some() {
                 remove -= 1;
             }
             ready -= remove;
         }
-        desired = d.desired;
+        desired = d;
         out.push(desired);
     }
     out
@@ -176,4 +190,24 @@ fn after_a_restart_it_waits_for_fresh_data_before_scaling_down() {
         later = a.decide(Duration::from_secs(t), later, later).desired;
     }
     assert_eq!(later, 1);
+}
+
+#[test]
+fn shoal_meets_a_step_before_the_hpa_and_kpa_emulations() {
+    // 10 → 100 in flight at t = 120 s; target 10 per replica: 10 replicas needed.
+    let load = |t: u64| if t < 120 { 10.0 } else { 100.0 };
+    let reached = |d: &[u32]| (120..d.len()).find(|t| d[*t] >= 10).map(|t| t - 120);
+    let shoal = simulate(config(), 1, 400, load);
+    let hpa = simulate_with(&mut Hpa::new(1, 50, 10.0), 1, 400, load);
+    let kpa = simulate_with(&mut Kpa::new(1, 50, 10.0), 1, 400, load);
+    let (s, h, k) = (
+        reached(&shoal).unwrap(),
+        reached(&hpa).unwrap(),
+        reached(&kpa).unwrap(),
+    );
+    eprintln!("time to 10 replicas after the step: shoal {s} s, KPA {k} s, HPA {h} s");
+    assert!(s <= 3, "shoal took {s} s");
+    assert!(s < k && s < h, "shoal {s} s, KPA {k} s, HPA {h} s");
+    // The HPA's 15 s sync and its +100 %/+4 steps: several periods.
+    assert!(h >= 15, "HPA {h} s");
 }
