@@ -70,6 +70,20 @@ impl Docker {
     }
 }
 
+impl Docker {
+    /// The engine's answer, with "not found" as `None`: absent is what an inspect
+    /// checks for and what a removal wants anyway.
+    fn found<T>(&self, action: impl Into<String>, r: Result<T, BollardError>) -> Result<Option<T>> {
+        match r {
+            Ok(v) => Ok(Some(v)),
+            Err(e) => match self.engine(action)(e) {
+                Error::NotFound(_) => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+}
+
 fn is_connection_error(e: &BollardError) -> bool {
     matches!(
         e,
@@ -104,13 +118,9 @@ impl Runtime for Docker {
     }
 
     async fn has_image(&self, image: &str) -> Result<bool> {
-        match self.client.inspect_image(image).await {
-            Ok(_) => Ok(true),
-            Err(e) => match self.engine("inspect image")(e) {
-                Error::NotFound(_) => Ok(false),
-                other => Err(other),
-            },
-        }
+        Ok(self
+            .found("inspect image", self.client.inspect_image(image).await)?
+            .is_some())
     }
 
     async fn pull(&self, image: &str) -> Result<()> {
@@ -176,17 +186,12 @@ impl Runtime for Docker {
     }
 
     async fn remove_image(&self, image: &str) -> Result<()> {
-        match self
+        let r = self
             .client
             .remove_image(image, None::<RemoveImageOptions>, None)
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => match self.engine(format!("remove image {image}"))(e) {
-                Error::NotFound(_) => Ok(()),
-                other => Err(other),
-            },
-        }
+            .await;
+        self.found(format!("remove image {image}"), r)?;
+        Ok(())
     }
 
     async fn ensure_network(&self, spec: &NetworkSpec) -> Result<()> {
@@ -211,23 +216,18 @@ impl Runtime for Docker {
     }
 
     async fn remove_network(&self, name: &str) -> Result<()> {
-        match self.client.remove_network(name).await {
-            Ok(()) => Ok(()),
-            Err(e) => match self.engine(format!("remove network {name}"))(e) {
-                Error::NotFound(_) => Ok(()),
-                other => Err(other),
-            },
-        }
+        let r = self.client.remove_network(name).await;
+        self.found(format!("remove network {name}"), r)?;
+        Ok(())
     }
 
     async fn has_network(&self, name: &str) -> Result<bool> {
-        match self.client.inspect_network(name, None).await {
-            Ok(n) => Ok(n.name.as_deref() == Some(name)),
-            Err(e) => match self.engine("inspect network")(e) {
-                Error::NotFound(_) => Ok(false),
-                other => Err(other),
-            },
-        }
+        Ok(self
+            .found(
+                "inspect network",
+                self.client.inspect_network(name, None).await,
+            )?
+            .is_some_and(|n| n.name.as_deref() == Some(name)))
     }
 
     async fn project_networks(&self, project: &str) -> Result<Vec<String>> {
@@ -261,27 +261,18 @@ impl Runtime for Docker {
     }
 
     async fn remove_volume(&self, name: &str) -> Result<()> {
-        match self
+        let r = self
             .client
             .remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>)
-            .await
-        {
-            Ok(()) => Ok(()),
-            Err(e) => match self.engine(format!("remove volume {name}"))(e) {
-                Error::NotFound(_) => Ok(()),
-                other => Err(other),
-            },
-        }
+            .await;
+        self.found(format!("remove volume {name}"), r)?;
+        Ok(())
     }
 
     async fn has_volume(&self, name: &str) -> Result<bool> {
-        match self.client.inspect_volume(name).await {
-            Ok(_) => Ok(true),
-            Err(e) => match self.engine("inspect volume")(e) {
-                Error::NotFound(_) => Ok(false),
-                other => Err(other),
-            },
-        }
+        Ok(self
+            .found("inspect volume", self.client.inspect_volume(name).await)?
+            .is_some())
     }
 
     async fn project_volumes(&self, project: &str) -> Result<Vec<String>> {
@@ -369,13 +360,9 @@ impl Runtime for Docker {
             force: false,
             link: false,
         };
-        match self.client.remove_container(id, Some(opts)).await {
-            Ok(()) => Ok(()),
-            Err(e) => match self.engine(format!("remove {id}"))(e) {
-                Error::NotFound(_) => Ok(()),
-                other => Err(other),
-            },
-        }
+        let r = self.client.remove_container(id, Some(opts)).await;
+        self.found(format!("remove {id}"), r)?;
+        Ok(())
     }
 
     async fn list(&self, project: &str) -> Result<Vec<ContainerInfo>> {
