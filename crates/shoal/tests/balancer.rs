@@ -9,11 +9,7 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{free_port, get, project_from, testkit_service, KeepAlive};
-
-fn up(p: &common::Project) {
-    p.ok(&["up", "-d"]);
-}
+use common::{free_port, get, project_from, KeepAlive};
 
 fn app_ids(p: &common::Project) -> Vec<String> {
     p.ps()
@@ -25,18 +21,7 @@ fn app_ids(p: &common::Project) -> Vec<String> {
 
 #[test]
 fn round_robin_shares_and_scale_in_or_a_kill_under_load_lose_nothing() {
-    let port = free_port();
-    let yaml = format!(
-        "services:\n{}",
-        testkit_service(
-            "app",
-            3,
-            &format!("\"{port}:8080\""),
-            "    x-shoal: {lb: {strategy: round_robin}}\n"
-        )
-    );
-    let p = project_from("rr", &yaml);
-    up(&p);
+    let (p, port) = common::testkit_up("rr", 3, "    x-shoal: {lb: {strategy: round_robin}}\n");
 
     let mut counts: HashMap<String, u32> = HashMap::new();
     let mut client = KeepAlive::connect(port).unwrap();
@@ -84,13 +69,7 @@ fn round_robin_shares_and_scale_in_or_a_kill_under_load_lose_nothing() {
 
 #[test]
 fn least_request_starves_a_slow_replica() {
-    let port = free_port();
-    let yaml = format!(
-        "services:\n{}",
-        testkit_service("app", 3, &format!("\"{port}:8080\""), "")
-    );
-    let p = project_from("slow", &yaml);
-    up(&p);
+    let (p, port) = common::testkit_up("slow", 3, "");
     // Make one replica slow, talking to it directly on the project network. Its
     // host name, which testkit answers with, is its container name.
     common::knob(&p, "app", 1, "/admin/latency?ms=100");
@@ -146,13 +125,7 @@ fn least_request_starves_a_slow_replica() {
 
 #[test]
 fn http2_websocket_and_smuggling() {
-    let port = free_port();
-    let yaml = format!(
-        "services:\n{}",
-        testkit_service("app", 1, &format!("\"{port}:8080\""), "")
-    );
-    let p = project_from("proto", &yaml);
-    up(&p);
+    let (p, port) = common::testkit_up("proto", 1, "");
 
     // HTTP/2 with prior knowledge.
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -254,7 +227,7 @@ fn tcp_mode_reaches_postgresql() {
         db.display()
     );
     let p = project_from("tcp", &yaml);
-    up(&p);
+    p.ok(&["up", "-d"]);
     // A PostgreSQL startup message; trust authentication answers AuthenticationOk.
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();

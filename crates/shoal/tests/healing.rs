@@ -13,18 +13,7 @@ fn replica(p: &common::Project, service: &str, n: u64) -> Option<serde_json::Val
 
 #[test]
 fn a_replica_that_exits_is_replaced_and_clients_see_no_failure() {
-    let port = free_port();
-    let yaml = format!(
-        "services:\n{}",
-        testkit_service(
-            "app",
-            2,
-            &format!("\"{port}:8080\""),
-            "    restart: always\n"
-        )
-    );
-    let p = project_from("exits", &yaml);
-    p.ok(&["up", "-d"]);
+    let (p, port) = common::testkit_up("exits", 2, "    restart: always\n");
     common::knob(&p, "app", 1, "/admin/exit-after?n=40");
 
     let load = common::Load::start(port, 4, "/");
@@ -45,18 +34,11 @@ fn a_replica_that_exits_is_replaced_and_clients_see_no_failure() {
 
 #[test]
 fn an_unhealthy_replica_leaves_the_balancer_and_is_restarted() {
-    let port = free_port();
-    let yaml = format!(
-        "services:\n{}",
-        testkit_service(
-            "app",
-            2,
-            &format!("\"{port}:8080\""),
-            "    restart: always\n    x-shoal: {lb: {strategy: round_robin}}\n"
-        )
+    let (p, port) = common::testkit_up(
+        "sick",
+        2,
+        "    restart: always\n    x-shoal: {lb: {strategy: round_robin}}\n",
     );
-    let p = project_from("sick", &yaml);
-    p.ok(&["up", "-d"]);
     let sick_name = format!("{}-app-1", p.name);
     common::knob(&p, "app", 1, "/admin/healthy?v=false");
 

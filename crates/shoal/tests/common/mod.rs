@@ -238,6 +238,19 @@ pub fn testkit_service(name: &str, replicas: u32, ports: &str, extra: &str) -> S
     )
 }
 
+/// A project of one testkit service `app` with `replicas`, published on a free port
+/// (and `extra` service lines), brought up with `up -d`; with its port.
+pub fn testkit_up(tag: &str, replicas: u32, extra: &str) -> (Project, u16) {
+    let port = free_port();
+    let yaml = format!(
+        "services:\n{}",
+        testkit_service("app", replicas, &format!("\"{port}:8080\""), extra)
+    );
+    let p = project_from(tag, &yaml);
+    p.ok(&["up", "-d"]);
+    (p, port)
+}
+
 /// A project over a compose file written from `yaml` in a fresh directory.
 pub fn project_from(tag: &str, yaml: &str) -> Project {
     let dir = tempfile::tempdir().unwrap();
