@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use shoal_proxy::metrics::Snapshot;
 use shoal_runtime::{ContainerInfo, Runtime};
-use shoal_scale::{Autoscaler, Config, Sample};
+use shoal_scale::{Config, Policy, Sample};
 use shoal_spec::{Project, Service};
 
 use crate::clock::Clock;
@@ -19,7 +19,7 @@ use crate::routes::Routes;
 
 /// A service's autoscaler, and what it last read from the counters.
 struct Entry {
-    policy: Autoscaler,
+    policy: Box<dyn Policy>,
     last: Option<(Duration, Snapshot)>,
 }
 
@@ -59,10 +59,11 @@ impl Scaler {
             .values()
             .filter_map(|s| {
                 let config = policy_config(s)?;
+                let kind = s.x_shoal.autoscale.as_ref()?.policy.as_str();
                 Some((
                     s.name.clone(),
                     Entry {
-                        policy: Autoscaler::new(config, now),
+                        policy: shoal_scale::build(kind, config, now),
                         last: None,
                     },
                 ))
@@ -103,6 +104,7 @@ impl Scaler {
             let mut in_flight = 0u64;
             for r in &routes {
                 let s = r.stats.snapshot();
+                snap.arrivals += s.arrivals;
                 snap.requests += s.requests;
                 snap.failures += s.failures;
                 for (d, v) in snap.latency.iter_mut().zip(s.latency) {
@@ -123,7 +125,7 @@ impl Scaler {
                     let secs = now.saturating_sub(*at).as_secs_f64();
                     let delta = snap.since(before);
                     if metric == "rps" {
-                        (secs > 0.0).then(|| delta.requests as f64 / secs)
+                        (secs > 0.0).then(|| delta.arrivals as f64 / secs)
                     } else {
                         // Not additive: the p95 times the ready replicas, so that the
                         // need is ceil(ready × p95 / target), as the HPA computes it.

@@ -188,6 +188,9 @@ impl ControlPlane {
         let probed = self.probes.changed.clone();
         let autoscaling = self.scaler.any();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
+        // A tick missed during a long pass is not made up by a burst of ticks a few
+        // milliseconds apart (their rates would be noise).
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut observed = Vec::new();
         let outcome = 'run: loop {
             match self.reconciler.pass(&self.desired.counts).await {

@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use futures_util::StreamExt;
+
 use shoal_runtime::{
     project_labels, ContainerInfo, ContainerSpec, Error, Health, NetworkSpec, Runtime, State,
     VolumeSpec, LABEL_KEY,
@@ -16,6 +18,9 @@ use crate::health::{Backoff, Book, Phase};
 use crate::order::start_order;
 use crate::probe::Probes;
 use crate::routes::Routes;
+
+/// Containers a scale-out creates and starts at once.
+const PARALLEL_STARTS: usize = 8;
 
 /// The replica count a service should run: a `shoal scale` override, else the file's.
 pub fn desired_count(svc: &Service, overrides: &BTreeMap<String, u32>) -> u32 {
@@ -337,13 +342,30 @@ impl Reconciler {
             }
         }
 
+        // New replicas start together: a scale-out of ten takes about as long as
+        // one (the engine sets their namespaces up in parallel).
+        let new: Vec<ContainerSpec> = (1..=want)
+            .filter(|r| !by_replica.contains_key(r))
+            .map(|r| ContainerSpec::for_replica(&self.project, svc, r))
+            .collect();
+        if !new.is_empty() {
+            for spec in &new {
+                tracing::info!(service = %svc.name, "starting {}", spec.name);
+            }
+            let this = &*self;
+            let started: Vec<Result<(), Error>> = futures_util::stream::iter(&new)
+                .map(|spec| this.create_and_start(spec))
+                .buffer_unordered(PARALLEL_STARTS)
+                .collect()
+                .await;
+            started.into_iter().collect::<Result<(), Error>>()?;
+            acted = true;
+        }
+
         for replica in 1..=want {
             let spec = ContainerSpec::for_replica(&self.project, svc, replica);
             match by_replica.get(&replica) {
-                None => {
-                    tracing::info!(service = %svc.name, replica, "starting {}", spec.name);
-                    self.create_and_start(&spec).await?;
-                }
+                None => continue,
                 Some(c) if c.config_hash != hash => {
                     tracing::info!(service = %svc.name, replica, "recreating {}: its configuration changed", c.name);
                     self.remove(c, grace).await?;

@@ -365,11 +365,12 @@ async fn dependants_with_restart_true_follow_their_dependency() {
     ));
 }
 
-#[tokio::test]
-async fn cpu_is_measured_against_the_replicas_limit() {
-    let p = Arc::new(project(
-        "services:\n  app:\n    image: x\n    deploy: {resources: {limits: {cpus: '0.5'}}}\n    x-shoal:\n      autoscale: {min: 1, max: 4, metric: cpu, target: 50, stable_window: 6s, panic_window: 2s}\n",
-    ));
+/// Runs an autoscaled `app` (policy `policy`) whose one replica uses 0.45 of its
+/// 0.5-core limit, a tick a second, until the first decision: (seconds, decision).
+async fn first_cpu_decision(policy: &str) -> (u64, (String, u32, String)) {
+    let p = Arc::new(project(&format!(
+        "services:\n  app:\n    image: x\n    deploy: {{resources: {{limits: {{cpus: '0.5'}}}}}}\n    x-shoal:\n      autoscale: {{min: 1, max: 4, metric: cpu, target: 50, stable_window: 6s, panic_window: 2s, policy: {policy}}}\n",
+    )));
     let fake = fake_with_images(&p);
     let clock = Arc::new(FakeClock::default());
     let mut r = Reconciler::new(fake.clone(), p.clone()).with_clock(clock.clone());
@@ -383,20 +384,38 @@ async fn cpu_is_measured_against_the_replicas_limit() {
     let mut scaler =
         shoal_engine::autoscale::Scaler::new(fake.clone(), p.clone(), routes, clock.clone());
     let id = observed[0].id.clone();
-    // 0.45 cores of a 0.5-core limit: 90 % against a target of 50 %.
     let mut used = Duration::ZERO;
-    let mut changes = Vec::new();
-    for _ in 0..10 {
+    for second in 0..60 {
         fake.set_cpu_time(&id, used);
-        changes = scaler.tick(&BTreeMap::new(), &observed).await;
+        let mut changes = scaler.tick(&BTreeMap::new(), &observed).await;
         if !changes.is_empty() {
-            break;
+            assert_eq!(changes.len(), 1, "{changes:?}");
+            return (second, changes.remove(0));
         }
         used += Duration::from_millis(450);
         clock.advance(Duration::from_secs(1));
     }
-    assert_eq!(changes.len(), 1, "no decision");
-    let (service, n, why) = &changes[0];
-    assert_eq!((service.as_str(), *n), ("app", 2));
+    panic!("no decision in a minute");
+}
+
+#[tokio::test]
+async fn cpu_is_measured_against_the_replicas_limit() {
+    // 0.45 cores of a 0.5-core limit: 90 % against a target of 50 %.
+    let (second, (service, n, why)) = first_cpu_decision("shoal").await;
+    assert!(second <= 2, "decided after {second} s");
+    assert_eq!((service.as_str(), n), ("app", 2));
     assert!(why.contains("cpu 90.0 > 1 × 50"), "{why}");
+}
+
+#[tokio::test]
+async fn peer_policies_decide_on_their_own_schedule() {
+    // The HPA syncs every 15 s (its first sync has no data yet); the KPA every 2 s
+    // once its windows hold a sample.
+    let (second, (_, n, why)) = first_cpu_decision("hpa").await;
+    assert_eq!((second, n), (15, 2), "{why}");
+    assert!(why.contains("(hpa): cpu 90.0"), "{why}");
+    let (second, (_, n, why)) = first_cpu_decision("kpa").await;
+    assert!((1..=3).contains(&second), "kpa decided after {second} s");
+    assert_eq!(n, 2, "{why}");
+    assert!(why.contains("(kpa)"), "{why}");
 }

@@ -157,6 +157,7 @@ pub async fn handle(
     poisoned: bool,
 ) -> Response<ProxyBody> {
     let start = Instant::now();
+    route.stats.arrive();
     let result = if poisoned {
         Err(ProxyError::client(
             "ambiguous request framing (Content-Length with Transfer-Encoding)",

@@ -26,6 +26,9 @@ pub const BUCKETS_US: [u64; 14] = [
 /// Counters of one replica (or of a whole port).
 #[derive(Default)]
 pub struct Stats {
+    /// Requests (or connections) that arrived: the offered load, counted before any
+    /// answer so that an overloaded service is not under-counted.
+    pub arrivals: AtomicU64,
     /// Requests answered (any status) or connections closed.
     pub requests: AtomicU64,
     /// Failures: no answer, or a 5xx the proxy counted against the replica.
@@ -39,6 +42,8 @@ pub struct Stats {
 /// A copy of [`Stats`] at one moment.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Snapshot {
+    /// Arrivals.
+    pub arrivals: u64,
     /// Requests.
     pub requests: u64,
     /// Failures.
@@ -52,6 +57,11 @@ pub struct Snapshot {
 }
 
 impl Stats {
+    /// Counts one arrival.
+    pub fn arrive(&self) {
+        self.arrivals.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Records one finished request.
     pub fn record(&self, latency: Duration, failed: bool) {
         self.requests.fetch_add(1, Ordering::Relaxed);
@@ -74,6 +84,7 @@ impl Stats {
             *d = s.load(Ordering::Relaxed);
         }
         Snapshot {
+            arrivals: self.arrivals.load(Ordering::Relaxed),
             requests: self.requests.load(Ordering::Relaxed),
             failures: self.failures.load(Ordering::Relaxed),
             retries: self.retries.load(Ordering::Relaxed),
@@ -108,6 +119,7 @@ impl Snapshot {
             *d = self.latency[i].saturating_sub(earlier.latency[i]);
         }
         Snapshot {
+            arrivals: self.arrivals.saturating_sub(earlier.arrivals),
             requests: self.requests.saturating_sub(earlier.requests),
             failures: self.failures.saturating_sub(earlier.failures),
             retries: self.retries.saturating_sub(earlier.retries),

@@ -11,6 +11,7 @@ use crate::http::{now_ms, Route};
 /// Serves one client connection over TCP.
 pub async fn serve_connection(mut client: TcpStream, route: &Route) {
     let start = Instant::now();
+    route.stats.arrive();
     let deadline = start + route.config.wait_for_ready;
     let mut tried: Vec<std::sync::Arc<crate::endpoint::Endpoint>> = Vec::new();
     loop {

@@ -222,6 +222,22 @@ async fn least_request_avoids_a_slow_replica() {
 }
 
 #[tokio::test]
+async fn arrivals_are_counted_before_the_answer() {
+    // The autoscaler's rps is the offered load: a request a slow replica still holds
+    // has arrived, though it is not answered yet.
+    let slow = replica("s", Behaviour::Slow(300)).await;
+    let f = front(&[&slow], config()).await;
+    let addr = f.addr;
+    let pending = tokio::spawn(async move { Client::connect(addr).await.get("/").await.0 });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let during = f.route.stats.snapshot();
+    assert_eq!((during.arrivals, during.requests), (1, 0));
+    assert_eq!(pending.await.unwrap(), 200);
+    let after = f.route.stats.snapshot();
+    assert_eq!((after.arrivals, after.requests), (1, 1));
+}
+
+#[tokio::test]
 async fn forwarding_headers_in_hop_by_hop_out() {
     let r = replica("h", Behaviour::Headers).await;
     let f = front(&[&r], config()).await;

@@ -108,6 +108,9 @@ pub fn tarball(dir: &Path, dockerfile: &str) -> Result<Vec<u8>> {
     };
     let mut builder = tar::Builder::new(Vec::new());
     builder.follow_symlinks(false);
+    // The engine's tar reader refuses GNU sparse entries; a file with holes (as `cp`
+    // makes of a binary) goes in whole.
+    builder.sparse(false);
     let always = [dockerfile.trim_start_matches("./"), ".dockerignore"];
     let mut stack = vec![String::new()];
     while let Some(rel) = stack.pop() {
@@ -185,5 +188,27 @@ mod tests {
         assert!(names.contains(&"Dockerfile".to_string()), "{names:?}");
         assert!(names.contains(&"src/main.rs".to_string()), "{names:?}");
         assert!(!names.iter().any(|n| n.starts_with("target")), "{names:?}");
+    }
+
+    #[test]
+    fn files_with_holes_go_in_as_regular_files() {
+        use std::io::{Seek, SeekFrom, Write};
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        std::fs::write(d.join("Dockerfile"), "FROM scratch\n").unwrap();
+        let mut f = std::fs::File::create(d.join("holey")).unwrap();
+        f.write_all(b"start").unwrap();
+        f.seek(SeekFrom::Start(1 << 20)).unwrap();
+        f.write_all(b"end").unwrap();
+        drop(f);
+        let tar = tarball(d, "Dockerfile").unwrap();
+        let mut archive = tar::Archive::new(tar.as_slice());
+        for e in archive.entries().unwrap() {
+            let e = e.unwrap();
+            assert_eq!(e.header().entry_type(), tar::EntryType::Regular);
+            if e.path().unwrap().ends_with("holey") {
+                assert_eq!(e.size(), (1 << 20) + 3);
+            }
+        }
     }
 }

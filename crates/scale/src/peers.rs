@@ -11,23 +11,53 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use crate::policy::Sample;
+use crate::policy::{Autoscaler, Config, Decision, Sample};
 
 /// Something that turns samples into a replica count.
-pub trait Policy {
+pub trait Policy: Send {
     /// Records a sample.
     fn record(&mut self, sample: Sample);
     /// The replica count at `now`, given the count desired so far and the ready ones.
-    fn decide(&mut self, now: Duration, current: u32, ready: u32) -> u32;
+    fn decide(&mut self, now: Duration, current: u32, ready: u32) -> Decision;
+    /// Its settings.
+    fn config(&self) -> &Config;
 }
 
-impl Policy for crate::policy::Autoscaler {
+/// The policy called `kind` (`shoal`, `hpa` or `kpa`) with `config`'s bounds, metric
+/// and target, starting at `now`.
+pub fn build(kind: &str, config: Config, now: Duration) -> Box<dyn Policy> {
+    match kind {
+        "hpa" => Box::new(Hpa::new(config)),
+        "kpa" => Box::new(Kpa::new(config)),
+        _ => Box::new(Autoscaler::new(config, now)),
+    }
+}
+
+impl Policy for Autoscaler {
     fn record(&mut self, sample: Sample) {
-        crate::policy::Autoscaler::record(self, sample)
+        Autoscaler::record(self, sample)
     }
 
-    fn decide(&mut self, now: Duration, current: u32, ready: u32) -> u32 {
-        crate::policy::Autoscaler::decide(self, now, current, ready).desired
+    fn decide(&mut self, now: Duration, current: u32, ready: u32) -> Decision {
+        Autoscaler::decide(self, now, current, ready)
+    }
+
+    fn config(&self) -> &Config {
+        Autoscaler::config(self)
+    }
+}
+
+/// A peer's decision, with a reason when the count changes.
+fn decision(policy: &str, c: &Config, total: f64, current: u32, want: u32) -> Decision {
+    Decision {
+        desired: want,
+        reason: (want != current).then(|| {
+            format!(
+                "{current}\u{2192}{want} ({policy}): {} {total:.1} for target {} per replica",
+                c.metric, c.target
+            )
+        }),
+        panic: false,
     }
 }
 
@@ -43,21 +73,17 @@ fn average(samples: &VecDeque<Sample>, now: Duration, window: Duration) -> Optio
 
 /// Kubernetes' HPA with its defaults.
 pub struct Hpa {
-    min: u32,
-    max: u32,
-    target: f64,
+    config: Config,
     samples: VecDeque<Sample>,
     last_sync: Option<Duration>,
     recommendations: VecDeque<(Duration, u32)>,
 }
 
 impl Hpa {
-    /// An HPA for `min..=max` replicas at `target` per replica.
-    pub fn new(min: u32, max: u32, target: f64) -> Hpa {
+    /// An HPA with `config`'s bounds, metric and target (its windows are the HPA's).
+    pub fn new(config: Config) -> Hpa {
         Hpa {
-            min,
-            max,
-            target,
+            config,
             samples: VecDeque::new(),
             last_sync: None,
             recommendations: VecDeque::new(),
@@ -73,18 +99,23 @@ impl Policy for Hpa {
         }
     }
 
-    fn decide(&mut self, now: Duration, current: u32, ready: u32) -> u32 {
+    fn decide(&mut self, now: Duration, current: u32, ready: u32) -> Decision {
         const SYNC: Duration = Duration::from_secs(15);
+        let unchanged = Decision {
+            desired: current,
+            reason: None,
+            panic: false,
+        };
         if self.last_sync.is_some_and(|t| now.saturating_sub(t) < SYNC) {
-            return current;
+            return unchanged;
         }
         self.last_sync = Some(now);
         // The metrics pipeline reports about one sync period of data.
         let Some(total) = average(&self.samples, now, SYNC) else {
-            return current;
+            return unchanged;
         };
         let per_ready = total / f64::from(ready.max(1));
-        let ratio = per_ready / self.target;
+        let ratio = per_ready / self.config.target;
         let mut rec = if (ratio - 1.0).abs() <= 0.1 {
             current
         } else {
@@ -110,27 +141,28 @@ impl Policy for Hpa {
         } else {
             rec = rec.min((current * 2).max(current + 4));
         }
-        rec.clamp(self.min, self.max)
+        let want = rec.clamp(self.config.min, self.config.max);
+        decision("hpa", &self.config, total, current, want)
+    }
+
+    fn config(&self) -> &Config {
+        &self.config
     }
 }
 
 /// Knative's KPA with its defaults.
 pub struct Kpa {
-    min: u32,
-    max: u32,
-    target: f64,
+    config: Config,
     samples: VecDeque<Sample>,
     last_tick: Option<Duration>,
     panic_since: Option<Duration>,
 }
 
 impl Kpa {
-    /// A KPA for `min..=max` replicas at `target` per replica.
-    pub fn new(min: u32, max: u32, target: f64) -> Kpa {
+    /// A KPA with `config`'s bounds, metric and target (its windows are the KPA's).
+    pub fn new(config: Config) -> Kpa {
         Kpa {
-            min,
-            max,
-            target,
+            config,
             samples: VecDeque::new(),
             last_tick: None,
             panic_since: None,
@@ -146,22 +178,27 @@ impl Policy for Kpa {
         }
     }
 
-    fn decide(&mut self, now: Duration, current: u32, ready: u32) -> u32 {
+    fn decide(&mut self, now: Duration, current: u32, ready: u32) -> Decision {
         const TICK: Duration = Duration::from_secs(2);
         const STABLE: Duration = Duration::from_secs(60);
         const PANIC: Duration = Duration::from_secs(6);
+        let unchanged = Decision {
+            desired: current,
+            reason: None,
+            panic: false,
+        };
         if self.last_tick.is_some_and(|t| now.saturating_sub(t) < TICK) {
-            return current;
+            return unchanged;
         }
         self.last_tick = Some(now);
         let (Some(stable), Some(panic)) = (
             average(&self.samples, now, STABLE),
             average(&self.samples, now, PANIC),
         ) else {
-            return current;
+            return unchanged;
         };
-        let stable_want = (stable / self.target).ceil() as u32;
-        let panic_want = (panic / self.target).ceil() as u32;
+        let stable_want = (stable / self.config.target).ceil() as u32;
+        let panic_want = (panic / self.config.target).ceil() as u32;
         if f64::from(panic_want) >= 2.0 * f64::from(ready.max(1)) {
             self.panic_since = Some(now);
         } else if self
@@ -170,11 +207,18 @@ impl Policy for Kpa {
         {
             self.panic_since = None;
         }
-        let want = if self.panic_since.is_some() {
-            current.max(panic_want)
+        let (want, total) = if self.panic_since.is_some() {
+            (current.max(panic_want), panic)
         } else {
-            stable_want
+            (stable_want, stable)
         };
-        want.clamp(self.min, self.max)
+        let want = want.clamp(self.config.min, self.config.max);
+        let mut d = decision("kpa", &self.config, total, current, want);
+        d.panic = self.panic_since.is_some();
+        d
+    }
+
+    fn config(&self) -> &Config {
+        &self.config
     }
 }

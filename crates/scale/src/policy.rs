@@ -9,10 +9,10 @@
 //!   `tolerance` of the target, and scales down only to the highest count recommended
 //!   during the last `scale_down_delay` (so a short dip does not remove replicas a
 //!   returning load needs).
-//! - Panic mode (Knative's idea) starts when the average over the short
-//!   `panic_window` asks for `panic_threshold` times the ready replicas or more: the
-//!   count goes up at once to what the panic window asks, and does not go down until
-//!   the load has been below the threshold for a whole stable window.
+//! - Panic mode (Knative's idea) starts when the short `panic_window` (its average,
+//!   or its newest sample when that is higher) asks for `panic_threshold` times the
+//!   ready replicas or more: the count goes up at once to what it asks, and does not
+//!   go down until the load has been below the threshold for a whole stable window.
 //! - Each decision moves at most to `max(2 × current, current + 4)` up and to half
 //!   the current count down, and stays within `min..=max`.
 //! - With no sample in the stable window nothing changes; after a start (or a control
@@ -167,7 +167,17 @@ impl Autoscaler {
                 panic: false,
             };
         };
-        let panic_avg = self.average(now, c.panic_window).map(|(a, _)| a);
+        // The panic level: the short window's average, or the newest sample when it
+        // is higher, so a jump is answered on the tick that sees it rather than as
+        // the window fills.
+        let newest = self
+            .samples
+            .back()
+            .filter(|s| now.saturating_sub(s.at) < c.panic_window)
+            .map(|s| s.total);
+        let panic_avg = self
+            .average(now, c.panic_window)
+            .map(|(a, _)| a.max(newest.unwrap_or(0.0)));
         let stable_need = self.need(stable_avg);
         let panic_need = panic_avg.map(|a| self.need(a)).unwrap_or(0);
 

@@ -38,7 +38,9 @@ fn simulate_with(
             total: load(t),
             ready,
         });
-        let d = policy.decide(Duration::from_secs(t), desired, ready);
+        let d = policy
+            .decide(Duration::from_secs(t), desired, ready)
+            .desired;
         if d > desired {
             starting.extend(std::iter::repeat_n(t, (d - desired) as usize));
         } else if d < desired {
@@ -78,10 +80,13 @@ fn config() -> Config {
 fn a_tenfold_step_is_met_within_the_panic_window_without_overshoot() {
     let d = simulate(config(), 1, 200, |t| if t < 60 { 10.0 } else { 100.0 });
     assert_eq!(d[59], 1, "steady at 10 needs one replica");
+    // The tick that sees the step panics (its newest sample, not the window's
+    // average), and the count doubles-or-adds-four per tick: 5, then 10.
+    assert_eq!(d[60], 5, "{:?}", &d[58..70]);
     let reached = (60..200)
         .find(|t| d[*t as usize] >= 10)
         .expect("reaches 10");
-    assert!(reached <= 63, "took {} s: {:?}", reached - 60, &d[58..70]);
+    assert!(reached <= 61, "took {} s: {:?}", reached - 60, &d[58..70]);
     assert!(
         d.iter().all(|n| *n <= 11),
         "overshoot: {:?}",
@@ -198,8 +203,18 @@ fn shoal_meets_a_step_before_the_hpa_and_kpa_emulations() {
     let load = |t: u64| if t < 120 { 10.0 } else { 100.0 };
     let reached = |d: &[u32]| (120..d.len()).find(|t| d[*t] >= 10).map(|t| t - 120);
     let shoal = simulate(config(), 1, 400, load);
-    let hpa = simulate_with(&mut Hpa::new(1, 50, 10.0), 1, 400, load);
-    let kpa = simulate_with(&mut Kpa::new(1, 50, 10.0), 1, 400, load);
+    let hpa = simulate_with(
+        &mut Hpa::new(Config::new(1, 50, "concurrency", 10.0)),
+        1,
+        400,
+        load,
+    );
+    let kpa = simulate_with(
+        &mut Kpa::new(Config::new(1, 50, "concurrency", 10.0)),
+        1,
+        400,
+        load,
+    );
     let (s, h, k) = (
         reached(&shoal).unwrap(),
         reached(&hpa).unwrap(),

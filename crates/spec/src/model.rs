@@ -162,6 +162,9 @@ pub struct Autoscale {
     pub scale_down_delay: Duration,
     /// Relative deviation from the target that changes nothing.
     pub tolerance: f64,
+    /// `shoal` (the default); `hpa` or `kpa` decide as Kubernetes' HPA or Knative's
+    /// autoscaler would with their default windows (for comparison).
+    pub policy: String,
 }
 
 /// `x-shoal.health`.

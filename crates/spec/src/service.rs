@@ -336,6 +336,7 @@ impl Cx<'_> {
                 "panic_window",
                 "scale_down_delay",
                 "tolerance",
+                "policy",
             ],
         )?;
         let mut a = Autoscale {
@@ -347,6 +348,7 @@ impl Cx<'_> {
             panic_window: Duration::from_secs(3),
             scale_down_delay: Duration::from_secs(30),
             tolerance: 0.1,
+            policy: "shoal".into(),
         };
         let mut target_set = false;
         for (k, v) in fields {
@@ -378,6 +380,11 @@ impl Cx<'_> {
                     a.scale_down_delay = self.duration(v, kp).unwrap_or(a.scale_down_delay)
                 }
                 "tolerance" => a.tolerance = self.float(v, kp).unwrap_or(a.tolerance),
+                "policy" => {
+                    if let Some(p) = self.one_of(v, kp, &["shoal", "hpa", "kpa"]) {
+                        a.policy = p;
+                    }
+                }
                 _ => {}
             }
         }

@@ -416,6 +416,12 @@ fn x_shoal_autoscale_is_typed_and_checked() {
         (a.min, a.max, a.metric.as_str(), a.target),
         (2, 8, "rps", 100.0)
     );
+    assert_eq!(a.policy, "shoal");
+
+    let e = one_error(
+        "services:\n  web:\n    image: a\n    x-shoal:\n      autoscale: {policy: k8s}\n",
+    );
+    assert_eq!(e.path, "services.web.x-shoal.autoscale.policy");
 
     let e = one_error(
         "services:\n  web:\n    image: a\n    x-shoal:\n      autoscale: {min: 5, max: 2}\n",

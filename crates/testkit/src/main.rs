@@ -10,7 +10,7 @@
 //! |---|---|
 //! | `GET /` | `200 <name>` (after the latency knob) |
 //! | `GET /delay?ms=N` | answers after N ms |
-//! | `GET /burn?ms=N` | spins the CPU for N ms, then answers |
+//! | `GET /burn?ms=N` | spins until it has used N ms of CPU time, then answers |
 //! | `GET /status?code=N` | answers with status N |
 //! | `GET /healthz` | 200 when healthy, 503 when not |
 //! | `GET /headers` | the request's headers, one `name: value` a line |
@@ -31,7 +31,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -168,11 +168,16 @@ async fn handle(req: Request<Incoming>, knobs: Arc<Knobs>) -> Result<Response<Bo
             text(&knobs, StatusCode::OK, format!("{}\n", knobs.name))
         }
         "/burn" => {
-            let until = Instant::now() + Duration::from_millis(ms(&req, "ms"));
+            // CPU time, not wall time: a replica held back by its CPU limit answers
+            // later, as a real CPU-bound service does.
+            let want = Duration::from_millis(ms(&req, "ms"));
+            let start = cpu_time::ThreadTime::now();
             let mut x = 0u64;
-            while Instant::now() < until {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
-                std::hint::black_box(x);
+            while start.elapsed() < want {
+                for _ in 0..1000 {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    std::hint::black_box(x);
+                }
             }
             text(&knobs, StatusCode::OK, format!("{}\n", knobs.name))
         }
