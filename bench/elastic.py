@@ -39,15 +39,18 @@ POLICIES = ["shoal", "hpa", "kpa"]
 
 
 def schedules(scale):
-    """Scenario name -> phases of (seconds, offered rps)."""
+    """Scenario name -> (phases of (seconds, offered rps), seconds of warm-up).
+
+    B first holds its mean for a minute, unmeasured: it is about steady load, not
+    the climb from one replica to it (which A and C measure)."""
     rng = random.Random(5)
     noisy = [(5, round(MID * rng.uniform(0.75, 1.25))) for _ in range(120)]
     out = {
-        "A": [(60, LOW), (300, HIGH), (300, LOW)],
-        "B": noisy,
-        "C": [(30, LOW)] + [(60, HIGH), (60, LOW)] * 5,
+        "A": ([(60, LOW), (300, HIGH), (300, LOW)], 0),
+        "B": ([(60, MID)] + noisy, 60),
+        "C": ([(30, LOW)] + [(60, HIGH), (60, LOW)] * 5, 0),
     }
-    return {k: [(d * scale, r) for d, r in v] for k, v in out.items()}
+    return {k: ([(d * scale, r) for d, r in v], w * scale) for k, (v, w) in out.items()}
 
 
 def ideal(rate):
@@ -189,11 +192,14 @@ def at(series, t):
     return last
 
 
-def analyse(phases, series, reqs):
+def analyse(phases, warmup, series, reqs):
+    series = [x for x in series if x[0] >= warmup]
+    reqs = [r for r in reqs if r[0] >= warmup]
     edges = []
     start = 0.0
     for secs, rate in phases:
-        edges.append((start, start + secs, rate))
+        if start >= warmup:
+            edges.append((start, start + secs, rate))
         start += secs
     end = start
     buckets = {}
@@ -240,7 +246,7 @@ def analyse(phases, series, reqs):
         "enough_ready_s": med(enough),
         "slo_recovered_s": med(slo),
         "overshoot": max(over) if over else None,
-        "reversals_per_hour": reversals / (end / 3600),
+        "reversals_per_hour": reversals / ((end - warmup) / 3600),
         "replica_seconds": used,
         "ideal_replica_seconds": need,
         "vs_ideal": used / need if need else 0,
@@ -277,7 +283,7 @@ def main():
     results = {}
     try:
         for name in args.scenarios.split(","):
-            phases = all_phases[name]
+            phases, warmup = all_phases[name]
             for t in targets:
                 t.down()
             for t in targets:
@@ -300,7 +306,7 @@ def main():
                 th.join()
             poller.join()
             for t in targets:
-                r = analyse(phases, series[t.policy], requests(runs[t.policy]))
+                r = analyse(phases, warmup, series[t.policy], requests(runs[t.policy]))
                 results[(name, t.policy)] = r
                 print(f"{name} {t.policy}: {json.dumps(r)}", flush=True)
             with open(os.path.join(out_dir, "series.json"), "w") as f:

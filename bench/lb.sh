@@ -4,6 +4,9 @@
 #   shoal    shoal's data path, one thread (crates/proxy/examples/standalone.rs)
 #   nginx    one worker, least_conn, keepalive upstream
 #   haproxy  nbthread 1, leastconn, http-reuse always
+#   ceiling  with CEILING=1: the least work an HTTP/1.1 proxy can do (no timeouts,
+#            retries, validation, metrics; crates/proxy/examples/ceiling.rs), to bound
+#            what any data path reaches here
 # Every proxy is pinned to core 0; wrk, oha and the two testkit backends to core 1.
 # Per target and round: throughput (wrk -t1 -c32), p50/p99 at a fixed rate (oha -q,
 # latency corrected for coordinated omission), and the unloaded latency of one
@@ -11,6 +14,7 @@
 #
 #   bench/lb.sh                 # 3 rounds of 10 s per measurement
 #   ROUNDS=5 DURATION=20 RATE=6000 bench/lb.sh
+#   CEILING=1 bench/lb.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
@@ -30,7 +34,9 @@ if ! need wrk || ! need nginx || ! need haproxy; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx haproxy >/dev/null
 fi
 need oha || cargo install oha --locked >/dev/null 2>&1
-cargo build --release --locked -q -p shoal-testkit -p shoal-proxy --example standalone
+# Two builds: naming examples would leave testkit's binary out.
+cargo build --release --locked -q -p shoal-testkit
+cargo build --release --locked -q -p shoal-proxy --example standalone --example ceiling
 
 T=target/release
 start() { # core, command...
@@ -42,6 +48,11 @@ PORT=9101 TCP_PORT=9201 WORKERS=1 NAME=b1 start 1 $T/testkit
 PORT=9102 TCP_PORT=9202 WORKERS=1 NAME=b2 start 1 $T/testkit
 
 start 0 $T/examples/standalone --listen 127.0.0.1:8000 --backend 127.0.0.1:9101 --backend 127.0.0.1:9102 --threads 1
+targets=(direct shoal nginx haproxy)
+if [ -n "${CEILING:-}" ]; then
+  start 0 $T/examples/ceiling --listen 127.0.0.1:8003 --backend 127.0.0.1:9101 --backend 127.0.0.1:9102
+  targets+=(ceiling)
+fi
 
 mkdir -p "$work/nginx/logs"
 cat > "$work/nginx/nginx.conf" <<CONF
@@ -81,14 +92,14 @@ backend be
 CONF
 start 0 haproxy -f "$work/haproxy.cfg"
 
-declare -A port=([direct]=9101 [shoal]=8000 [nginx]=8001 [haproxy]=8002)
-for t in "${!port[@]}"; do
+declare -A port=([direct]=9101 [shoal]=8000 [nginx]=8001 [haproxy]=8002 [ceiling]=8003)
+for t in "${targets[@]}"; do
   for _ in $(seq 50); do curl -fs "http://127.0.0.1:${port[$t]}/" >/dev/null && break; sleep 0.1; done
 done
 
 results="$work/results.tsv"
 for round in $(seq "$ROUNDS"); do
-  for t in direct shoal nginx haproxy; do
+  for t in "${targets[@]}"; do
     url="http://127.0.0.1:${port[$t]}/"
     rps=$(taskset -c 1 wrk -t1 -c32 -d"${DURATION}s" "$url" | awk '/Requests\/sec/ {print $2}')
     taskset -c 1 oha -z "${DURATION}s" -q "$RATE" -c 32 --latency-correction --no-tui --output-format json "$url" > "$work/fixed.json"
@@ -110,8 +121,10 @@ import sys, statistics
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
 rate = sys.argv[2]
 med = {}
-for t in ("direct", "shoal", "nginx", "haproxy"):
+for t in ("direct", "shoal", "nginx", "haproxy", "ceiling"):
     mine = [r for r in rows if r[0] == t]
+    if not mine:
+        continue
     med[t] = [statistics.median(float(r[i]) for r in mine) for i in (2, 3, 4, 5, 6)]
 print(f"medians over {len({r[1] for r in rows})} rounds")
 print(f"{'target':<9} {'rps (wrk -c32)':>15} {'p50 ms @'+rate:>12} {'p99 ms @'+rate:>12} {'ok %':>6} {'1 conn p50 ms':>14}")
@@ -119,7 +132,7 @@ for t, (rps, p50, p99, ok, one) in med.items():
     print(f"{t:<9} {rps:>15.0f} {p50:>12.3f} {p99:>12.3f} {ok*100:>6.1f} {one:>14.3f}")
 s = med["shoal"]
 d = med["direct"]
-for peer in ("nginx", "haproxy", "direct"):
+for peer in [p for p in ("nginx", "haproxy", "direct", "ceiling") if p in med]:
     p = med[peer]
     print(f"shoal/{peer:<8} throughput {s[0]/p[0]:.2f}x   p99 {s[2]/p[2]:.2f}x   unloaded latency {s[4]/p[4]:.2f}x")
 print(f"added unloaded latency (p50, one connection): shoal {(s[4]-d[4])*1000:.0f} us, nginx {(med['nginx'][4]-d[4])*1000:.0f} us, haproxy {(med['haproxy'][4]-d[4])*1000:.0f} us")

@@ -192,6 +192,7 @@ impl ControlPlane {
         // milliseconds apart (their rates would be noise).
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut observed = Vec::new();
+        self.reconciler = self.reconciler.with_background_starts(wake.clone());
         let outcome = 'run: loop {
             match self.reconciler.pass(&self.desired.counts).await {
                 Ok(pass) => {
@@ -235,6 +236,7 @@ impl ControlPlane {
             p.abort();
         }
         let (remove, volumes) = outcome;
+        self.reconciler.settle().await;
         self.shutdown(remove, volumes).await
     }
 

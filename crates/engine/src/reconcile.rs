@@ -19,7 +19,7 @@ use crate::order::start_order;
 use crate::probe::Probes;
 use crate::routes::Routes;
 
-/// Containers a scale-out creates and starts at once.
+/// Containers a scale-out starts (or a scale-in stops) at once.
 const PARALLEL_STARTS: usize = 8;
 
 /// The replica count a service should run: a `shoal scale` override, else the file's.
@@ -65,6 +65,21 @@ pub struct Reconciler {
     /// Services whose replicas were restarted or recreated in this pass, for
     /// `depends_on.<svc>.restart: true`.
     replaced: std::collections::HashSet<String>,
+    /// With a wake-up to send when done, a scale-out after the first pass starts its
+    /// replicas in the background: a pass does not wait the second or two the engine
+    /// takes, so replicas that became ready meanwhile join the balancer at once.
+    background: Option<Background>,
+}
+
+/// Scale-outs in progress in the background.
+struct Background {
+    /// Woken when one ends.
+    wake: Arc<tokio::sync::Notify>,
+    /// Names of the containers being created and started.
+    starting: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// What failed, for the next pass to report.
+    failed: Arc<std::sync::Mutex<Vec<String>>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Reconciler {
@@ -79,6 +94,29 @@ impl Reconciler {
             routes: None,
             probes: None,
             replaced: std::collections::HashSet::new(),
+            background: None,
+        }
+    }
+
+    /// Starts scale-outs after the first pass in the background, waking `wake` when
+    /// each is done.
+    pub fn with_background_starts(mut self, wake: Arc<tokio::sync::Notify>) -> Reconciler {
+        self.background = Some(Background {
+            wake,
+            starting: Default::default(),
+            failed: Default::default(),
+            tasks: Vec::new(),
+        });
+        self
+    }
+
+    /// Waits for the scale-outs in progress (before a teardown, so that none creates a
+    /// container after it).
+    pub async fn settle(&mut self) {
+        if let Some(b) = &mut self.background {
+            for t in b.tasks.drain(..) {
+                let _ = t.await;
+            }
         }
     }
 
@@ -182,6 +220,11 @@ impl Reconciler {
             ..Pass::default()
         };
         let mut observed = self.list().await?;
+        if let Some(b) = &mut self.background {
+            pass.failures
+                .extend(b.failed.lock().expect("not poisoned").drain(..));
+            b.tasks.retain(|t| !t.is_finished());
+        }
 
         // Containers of services the project no longer has.
         let orphans: Vec<ContainerInfo> = observed
@@ -332,34 +375,68 @@ impl Reconciler {
             }
         }
 
-        // Scale in: the highest replicas go first.
-        for (replica, c) in by_replica.iter().rev() {
-            if *replica > want {
-                tracing::info!(service = %svc.name, replica, "scaling in: stopping {}", c.name);
-                self.remove(c, grace).await?;
-                self.book.replicas.remove(&(svc.name.clone(), *replica));
-                acted = true;
+        // Scale in: the replicas above the count go, together.
+        let leaving: Vec<ContainerInfo> = by_replica
+            .range(want + 1..)
+            .map(|(_, c)| c.clone())
+            .collect();
+        if !leaving.is_empty() {
+            for c in &leaving {
+                tracing::info!(service = %svc.name, replica = c.replica, "scaling in: stopping {}", c.name);
             }
+            self.remove_together(&leaving, grace).await?;
+            for c in &leaving {
+                self.book.replicas.remove(&(svc.name.clone(), c.replica));
+            }
+            acted = true;
         }
 
         // New replicas start together: a scale-out of ten takes about as long as
         // one (the engine sets their namespaces up in parallel).
+        let starting = self.background.as_ref().map(|b| b.starting.clone());
         let new: Vec<ContainerSpec> = (1..=want)
             .filter(|r| !by_replica.contains_key(r))
             .map(|r| ContainerSpec::for_replica(&self.project, svc, r))
+            .filter(|spec| {
+                starting
+                    .as_ref()
+                    .is_none_or(|s| !s.lock().expect("not poisoned").contains(&spec.name))
+            })
             .collect();
         if !new.is_empty() {
             for spec in &new {
                 tracing::info!(service = %svc.name, "starting {}", spec.name);
             }
-            let this = &*self;
-            let started: Vec<Result<(), Error>> = futures_util::stream::iter(&new)
-                .map(|spec| this.create_and_start(spec))
-                .buffer_unordered(PARALLEL_STARTS)
-                .collect()
-                .await;
-            started.into_iter().collect::<Result<(), Error>>()?;
             acted = true;
+            match &mut self.background {
+                Some(b) if !self.first => {
+                    let mut names = b.starting.lock().expect("not poisoned");
+                    names.extend(new.iter().map(|spec| spec.name.clone()));
+                    drop(names);
+                    let (rt, wake) = (self.rt.clone(), b.wake.clone());
+                    let (starting, failed) = (b.starting.clone(), b.failed.clone());
+                    b.tasks.push(tokio::spawn(async move {
+                        let errors = start_all(rt.as_ref(), &new).await;
+                        failed.lock().expect("not poisoned").extend(
+                            errors
+                                .into_iter()
+                                .map(|(name, e)| format!("start {name}: {e}")),
+                        );
+                        let mut names = starting.lock().expect("not poisoned");
+                        for spec in &new {
+                            names.remove(&spec.name);
+                        }
+                        drop(names);
+                        wake.notify_one();
+                    }));
+                }
+                _ => {
+                    if let Some((_, e)) = start_all(self.rt.as_ref(), &new).await.into_iter().next()
+                    {
+                        return Err(e);
+                    }
+                }
+            }
         }
 
         for replica in 1..=want {
@@ -567,8 +644,7 @@ impl Reconciler {
     }
 
     async fn create_and_start(&self, spec: &ContainerSpec) -> Result<(), Error> {
-        let id = self.rt.create(spec).await?;
-        self.rt.start(&id).await
+        create_and_start(self.rt.as_ref(), spec).await
     }
 
     /// Takes a replica out of the balancer, lets its requests finish, then sends it
@@ -595,10 +671,68 @@ impl Reconciler {
         Ok(())
     }
 
+    /// Drains, stops and removes `leaving` side by side: each drains and stops in its
+    /// own time, not after the one before it.
+    async fn remove_together(
+        &mut self,
+        leaving: &[ContainerInfo],
+        grace: std::time::Duration,
+    ) -> Result<(), Error> {
+        let running = |c: &&ContainerInfo| matches!(c.state, State::Running | State::Restarting);
+        let why = "being removed";
+        let now = self.clock.now();
+        for c in leaving.iter().filter(running) {
+            self.book
+                .transition(now, &c.service, c.replica, Phase::Draining, why);
+        }
+        let (rt, routes) = (&self.rt, &self.routes);
+        let done: Vec<Result<(), Error>> = futures_util::stream::iter(leaving)
+            .map(|c| async move {
+                if matches!(c.state, State::Running | State::Restarting) {
+                    if let Some(routes) = routes {
+                        routes.drain(c).await;
+                    }
+                    rt.stop(&c.id, grace).await?;
+                }
+                rt.remove(&c.id).await
+            })
+            .buffer_unordered(PARALLEL_STARTS)
+            .collect()
+            .await;
+        let now = self.clock.now();
+        for c in leaving.iter().filter(running) {
+            self.book
+                .transition(now, &c.service, c.replica, Phase::Stopped, why);
+        }
+        done.into_iter().collect()
+    }
+
     async fn remove(&mut self, c: &ContainerInfo, grace: std::time::Duration) -> Result<(), Error> {
         self.drain_and_stop(c, grace, "being removed").await?;
         self.rt.remove(&c.id).await
     }
+}
+
+async fn create_and_start(rt: &dyn Runtime, spec: &ContainerSpec) -> Result<(), Error> {
+    let id = rt.create(spec).await?;
+    rt.start(&id).await
+}
+
+/// Creates and starts `specs` side by side; what failed, with the container's name.
+async fn start_all(rt: &dyn Runtime, specs: &[ContainerSpec]) -> Vec<(String, Error)> {
+    let starts: Vec<_> = specs
+        .iter()
+        .map(|spec| async move {
+            create_and_start(rt, spec)
+                .await
+                .map_err(|e| (spec.name.clone(), e))
+        })
+        .collect();
+    futures_util::stream::iter(starts)
+        .buffer_unordered(PARALLEL_STARTS)
+        .filter_map(|r| async move { r.err() })
+        .collect()
+        .await
 }
 
 /// Whether an exited replica is started again, under `deploy.restart_policy` when the

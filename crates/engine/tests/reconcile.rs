@@ -419,3 +419,35 @@ async fn peer_policies_decide_on_their_own_schedule() {
     assert_eq!(n, 2, "{why}");
     assert!(why.contains("(kpa)"), "{why}");
 }
+
+#[tokio::test]
+async fn scale_outs_after_the_first_pass_start_in_the_background() {
+    let p = Arc::new(project(WEB));
+    let fake = fake_with_images(&p);
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let mut r = Reconciler::new(fake.clone(), p.clone()).with_background_starts(wake.clone());
+    // The first pass (`up`) waits for its replicas, so that `up` can report a failure.
+    assert_eq!(pass(&mut r).await.observed.len(), 3);
+    let six = BTreeMap::from([("web".into(), 6)]);
+    let started = r.pass(&six).await.unwrap();
+    assert!(!started.converged);
+    // A pass while they start does not ask for them again.
+    r.pass(&six).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), wake.notified())
+        .await
+        .expect("woken once they are started");
+    r.settle().await;
+    let after = r.pass(&six).await.unwrap();
+    let running = after
+        .observed
+        .iter()
+        .filter(|c| c.state == State::Running)
+        .count();
+    assert_eq!(running, 6);
+    let creates = fake
+        .calls()
+        .iter()
+        .filter(|c| c.starts_with("create"))
+        .count();
+    assert_eq!(creates, 6, "{:?}", fake.calls());
+}

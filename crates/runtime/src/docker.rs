@@ -376,10 +376,17 @@ impl Runtime for Docker {
             .list_containers(Some(opts))
             .await
             .map_err(self.engine("list containers"))?;
-        let mut out = Vec::with_capacity(summaries.len());
-        for s in summaries {
-            let Some(id) = s.id else { continue };
-            match self.inspect(&id).await {
+        // Inspected together: a pass over a dozen replicas waits for one round trip,
+        // not a dozen.
+        let ids: Vec<String> = summaries.into_iter().filter_map(|s| s.id).collect();
+        let inspects: Vec<_> = ids.iter().map(|id| self.inspect(id)).collect();
+        let inspected: Vec<Result<ContainerInfo>> = futures_util::stream::iter(inspects)
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        let mut out = Vec::with_capacity(inspected.len());
+        for r in inspected {
+            match r {
                 Ok(info) => out.push(info),
                 // Removed between the list and the inspect.
                 Err(Error::NotFound(_)) => {}
