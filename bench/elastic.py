@@ -219,7 +219,8 @@ def analyse(phases, warmup, series, reqs):
         want = ideal(rate)
         ready0 = at(series, s)[2]
         inside = [x for x in series if s <= x[0] < e]
-        f = next((x[0] - s for x in inside if x[3] > ready0), None)
+        # Already enough ready at the step (replicas kept from the last one): 0.
+        f = 0.0 if ready0 >= want else next((x[0] - s for x in inside if x[3] > ready0), None)
         g = next((x[0] - s for x in inside if x[3] >= want), None)
         # Met again: the first second from which five in a row keep p99 within it.
         ok = [p99(buckets.get(b, [])) <= SLO_MS for b in range(int(s), int(e))]
@@ -267,9 +268,10 @@ def fmt(v, unit=""):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--shoal", required=True)
-    ap.add_argument("--context", required=True, help="the testkit build context")
-    ap.add_argument("--work", required=True)
+    ap.add_argument("--analyse", metavar="DIR", help="only recompute the table from a kept run (OUT=DIR)")
+    ap.add_argument("--shoal")
+    ap.add_argument("--context", help="the testkit build context")
+    ap.add_argument("--work")
     ap.add_argument("--ports", default="18601,18602,18603")
     ap.add_argument("--scenarios", default="A,B,C")
     ap.add_argument("--policies", default=",".join(POLICIES))
@@ -277,6 +279,8 @@ def main():
     args = ap.parse_args()
 
     policies = args.policies.split(",")
+    if args.analyse:
+        return reanalyse(args, policies)
     ports = [int(p) for p in args.ports.split(",")]
     targets = [Target(args, p, port) for p, port in zip(policies, ports)]
     all_phases = schedules(args.scale)
@@ -311,10 +315,41 @@ def main():
                 print(f"{name} {t.policy}: {json.dumps(r)}", flush=True)
             with open(os.path.join(out_dir, "series.json"), "w") as f:
                 json.dump(series, f)
+            with open(os.path.join(out_dir, "runs.json"), "w") as f:
+                json.dump(runs, f)
     finally:
         for t in targets:
             t.down()
+    table(results)
 
+
+def reanalyse(args, policies):
+    """The table again from a kept run's series and oha's CSVs."""
+    results = {}
+    for name in args.scenarios.split(","):
+        phases, warmup = schedules(args.scale)[name]
+        d = os.path.join(args.analyse, name)
+        if not os.path.exists(os.path.join(d, "series.json")):
+            continue
+        series = json.load(open(os.path.join(d, "series.json")))
+        try:
+            runs = json.load(open(os.path.join(d, "runs.json")))
+        except FileNotFoundError:
+            # Older runs kept no start times: the schedule's (oha started within
+            # milliseconds of it).
+            runs = {}
+            for p in policies:
+                start, runs[p] = 0.0, []
+                for i, (secs, rate) in enumerate(phases):
+                    runs[p].append((start, os.path.join(d, f"{p}-{i:03}.csv"), max(1, round(secs * rate))))
+                    start += secs
+        for p in policies:
+            if p in series:
+                results[(name, p)] = analyse(phases, warmup, series[p], requests(runs[p]))
+    table(results)
+
+
+def table(results):
     print()
     print(f"replicas: {CPUS} CPU, {BURN_MS} ms CPU per request, target {TARGET} rps per replica; "
           f"SLO p99 <= {SLO_MS} ms")

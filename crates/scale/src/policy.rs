@@ -5,10 +5,11 @@
 //! nothing, so a scale-up in progress is not asked for twice: the need is compared
 //! with the desired count, which already includes them).
 //!
-//! - Stable mode averages Σ metric over `stable_window`, ignores changes within
-//!   `tolerance` of the target, and scales down only to the highest count recommended
-//!   during the last `scale_down_delay` (so a short dip does not remove replicas a
-//!   returning load needs).
+//! - Stable mode averages Σ metric over `stable_window` and ignores changes within
+//!   `tolerance` of the target. It scales down only to the highest count the short
+//!   window needed during the last `scale_down_delay` (so a short dip does not remove
+//!   replicas a returning load needs, and replicas go one delay after the load left,
+//!   not a delay plus a stable window).
 //! - Panic mode (Knative's idea) starts when the short `panic_window` (its average,
 //!   or its newest sample when that is higher) asks for `panic_threshold` times the
 //!   ready replicas or more: the count goes up at once to what it asks, and does not
@@ -198,7 +199,15 @@ impl Autoscaler {
         } else {
             stable_need
         };
-        self.recommendations.push_back((now, stable_rec));
+        // What the load of the last few seconds needs, kept for the scale-down delay:
+        // replicas go once no moment of the delay needed them (the stable average
+        // would add its own window of lag on top of the delay).
+        let short_need = if panic_avg.is_some() {
+            panic_need
+        } else {
+            stable_rec
+        };
+        self.recommendations.push_back((now, short_need));
         while self
             .recommendations
             .front()

@@ -156,6 +156,29 @@ fn a_short_spike_is_not_followed_by_an_early_scale_down() {
 }
 
 #[test]
+fn alternating_load_is_followed_down_one_delay_after_it_drops() {
+    // 60 s at 100, 60 s at 10, five times: replicas go 30 s (the scale-down delay)
+    // after each drop, not 30 s plus a stable window.
+    let load = |t: u64| if (t / 60) % 2 == 1 { 10.0 } else { 100.0 };
+    let d = simulate(config(), 10, 600, load);
+    for drop in [60usize, 180, 300, 420, 540] {
+        assert!(
+            d[drop..drop + 28].iter().all(|n| *n == 10),
+            "kept through the delay: {:?}",
+            &d[drop..drop + 40]
+        );
+        assert_eq!(d[drop + 40], 1, "gone after it: {:?}", &d[drop..drop + 45]);
+    }
+    let used: u32 = d.iter().sum();
+    let ideal: u32 = (0..600).map(|t| (load(t) / 10.0).ceil() as u32).sum();
+    let ratio = f64::from(used) / f64::from(ideal);
+    assert!(
+        ratio < 1.45,
+        "replica-seconds {used} vs ideal {ideal}: {ratio:.2}"
+    );
+}
+
+#[test]
 fn bounds_and_rate_limits() {
     let mut c = config();
     c.max = 5;
