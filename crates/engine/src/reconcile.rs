@@ -446,7 +446,7 @@ impl Reconciler {
                 Some(c) if c.config_hash != hash => {
                     tracing::info!(service = %svc.name, replica, "recreating {}: its configuration changed", c.name);
                     self.remove(c, grace).await?;
-                    self.create_and_start(&spec).await?;
+                    create_and_start(self.rt.as_ref(), &spec).await?;
                     self.replaced.insert(svc.name.clone());
                 }
                 Some(c) if c.state == State::Created => {
@@ -643,10 +643,6 @@ impl Reconciler {
         true
     }
 
-    async fn create_and_start(&self, spec: &ContainerSpec) -> Result<(), Error> {
-        create_and_start(self.rt.as_ref(), spec).await
-    }
-
     /// Takes a replica out of the balancer, lets its requests finish, then sends it
     /// its stop signal; each step is a phase with `why`.
     async fn drain_and_stop(
@@ -708,8 +704,7 @@ impl Reconciler {
     }
 
     async fn remove(&mut self, c: &ContainerInfo, grace: std::time::Duration) -> Result<(), Error> {
-        self.drain_and_stop(c, grace, "being removed").await?;
-        self.rt.remove(&c.id).await
+        self.remove_together(std::slice::from_ref(c), grace).await
     }
 }
 

@@ -11,7 +11,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use crate::policy::{Autoscaler, Config, Decision, Sample};
+use crate::policy::{remember, Autoscaler, Config, Decision, Sample};
 
 /// Something that turns samples into a replica count.
 pub trait Policy: Send {
@@ -93,19 +93,12 @@ impl Hpa {
 
 impl Policy for Hpa {
     fn record(&mut self, sample: Sample) {
-        self.samples.push_back(sample);
-        while self.samples.len() > 120 {
-            self.samples.pop_front();
-        }
+        remember(&mut self.samples, sample, 120);
     }
 
     fn decide(&mut self, now: Duration, current: u32, ready: u32) -> Decision {
         const SYNC: Duration = Duration::from_secs(15);
-        let unchanged = Decision {
-            desired: current,
-            reason: None,
-            panic: false,
-        };
+        let unchanged = Decision::unchanged(current);
         if self.last_sync.is_some_and(|t| now.saturating_sub(t) < SYNC) {
             return unchanged;
         }
@@ -172,21 +165,14 @@ impl Kpa {
 
 impl Policy for Kpa {
     fn record(&mut self, sample: Sample) {
-        self.samples.push_back(sample);
-        while self.samples.len() > 120 {
-            self.samples.pop_front();
-        }
+        remember(&mut self.samples, sample, 120);
     }
 
     fn decide(&mut self, now: Duration, current: u32, ready: u32) -> Decision {
         const TICK: Duration = Duration::from_secs(2);
         const STABLE: Duration = Duration::from_secs(60);
         const PANIC: Duration = Duration::from_secs(6);
-        let unchanged = Decision {
-            desired: current,
-            reason: None,
-            panic: false,
-        };
+        let unchanged = Decision::unchanged(current);
         if self.last_tick.is_some_and(|t| now.saturating_sub(t) < TICK) {
             return unchanged;
         }

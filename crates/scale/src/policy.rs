@@ -84,6 +84,25 @@ pub struct Decision {
     pub panic: bool,
 }
 
+impl Decision {
+    /// The count stays as it is.
+    pub fn unchanged(desired: u32) -> Decision {
+        Decision {
+            desired,
+            reason: None,
+            panic: false,
+        }
+    }
+}
+
+/// Keeps `sample`, and no more than the newest `limit` samples.
+pub(crate) fn remember(samples: &mut VecDeque<Sample>, sample: Sample, limit: usize) {
+    samples.push_back(sample);
+    while samples.len() > limit {
+        samples.pop_front();
+    }
+}
+
 /// The autoscaler of one service.
 #[derive(Clone, Debug)]
 pub struct Autoscaler {
