@@ -4,8 +4,11 @@ and Knative's KPA, all three driving the same actuator (shoal's control plane, w
 `x-shoal.autoscale.policy` set to `shoal`, `hpa` or `kpa`) on the real engine.
 
 Run it through bench/elastic.sh, which builds what it needs. Each policy gets its own
-project (elastic-<policy>) of CPU-limited testkit replicas; the three run side by side,
-on the same schedule of offered load, so the machine's noise falls on all of them.
+project (elastic-<policy>) of CPU-limited testkit replicas on the same schedule of
+offered load. In the scenarios with steps (A, C) the policies run one after another:
+side by side, one project's container starts (a burst of work for the engine on two
+cores) landed on the others' latency and moved their SLO recovery by several seconds.
+B, steady load, runs them side by side so the machine's noise falls on all three.
 
 Load is open loop: one `oha -q` per phase, started at the phase's time whatever the
 previous one is still waiting for, with latency measured from the intended send time
@@ -192,7 +195,7 @@ def at(series, t):
     return last
 
 
-def analyse(phases, warmup, series, reqs):
+def analyse(phases, warmup, series, reqs, trace=False):
     series = [x for x in series if x[0] >= warmup]
     reqs = [r for r in reqs if r[0] >= warmup]
     edges = []
@@ -226,6 +229,13 @@ def analyse(phases, warmup, series, reqs):
         ok = [p99(buckets.get(b, [])) <= SLO_MS for b in range(int(s), int(e))]
         back = next((i for i in range(len(ok) - 4) if all(ok[i:i + 5])), None)
         slo.append(None if back is None else float(back))
+        if trace:
+            print(f"step at {s:.0f} s to {rate} rps (want {want}): second, desired/running/ready, "
+                  f"requests, p99 ms")
+            for b in range(int(s), min(int(e), int(s) + 25)):
+                d, r, y = at(series, b + 0.99)
+                got = buckets.get(b, [])
+                print(f"  {b - int(s):3} {d:2}/{r:2}/{y:2} {len(got):4} {p99(got):8.0f}")
         first.append(f)
         enough.append(g)
         over.append(max([x[1] - want for x in inside] + [0]))
@@ -275,6 +285,9 @@ def main():
     ap.add_argument("--ports", default="18601,18602,18603")
     ap.add_argument("--scenarios", default="A,B,C")
     ap.add_argument("--policies", default=",".join(POLICIES))
+    ap.add_argument("--together", default="B",
+                    help="scenarios whose policies run side by side; in the others one policy runs after another")
+    ap.add_argument("--trace", action="store_true", help="print the 25 s after each step, second by second")
     ap.add_argument("--scale", type=float, default=1.0, help="time compression for a trial run")
     args = ap.parse_args()
 
@@ -285,32 +298,20 @@ def main():
     targets = [Target(args, p, port) for p, port in zip(policies, ports)]
     all_phases = schedules(args.scale)
     results = {}
+    together = args.together.split(",")
     try:
         for name in args.scenarios.split(","):
             phases, warmup = all_phases[name]
-            for t in targets:
-                t.down()
-            for t in targets:
-                t.up()
             out_dir = os.path.join(args.work, name)
             os.makedirs(out_dir, exist_ok=True)
-            t0 = time.time() + 2
-            total = sum(d for d, _ in phases)
-            series = {t.policy: [] for t in targets}
-            poller = threading.Thread(target=poll, args=(targets, t0, t0 + total + 5, series))
-            poller.start()
-            runs = {}
-            threads = [
-                threading.Thread(target=lambda t=t: runs.__setitem__(t.policy, load(t, phases, t0, out_dir)))
-                for t in targets
-            ]
-            for th in threads:
-                th.start()
-            for th in threads:
-                th.join()
-            poller.join()
+            series, runs = {}, {}
+            groups = [targets] if name in together else [[t] for t in targets]
+            for group in groups:
+                s, r = run(group, phases, out_dir)
+                series.update(s)
+                runs.update(r)
             for t in targets:
-                r = analyse(phases, warmup, series[t.policy], requests(runs[t.policy]))
+                r = analyse(phases, warmup, series[t.policy], requests(runs[t.policy]), args.trace)
                 results[(name, t.policy)] = r
                 print(f"{name} {t.policy}: {json.dumps(r)}", flush=True)
             with open(os.path.join(out_dir, "series.json"), "w") as f:
@@ -321,6 +322,33 @@ def main():
         for t in targets:
             t.down()
     table(results)
+
+
+def run(group, phases, out_dir):
+    """Offers `phases` to each target of `group` at once, from fresh projects; returns
+    each one's polled series and oha runs."""
+    for t in group:
+        t.down()
+    for t in group:
+        t.up()
+    t0 = time.time() + 2
+    total = sum(d for d, _ in phases)
+    series = {t.policy: [] for t in group}
+    poller = threading.Thread(target=poll, args=(group, t0, t0 + total + 5, series))
+    poller.start()
+    runs = {}
+    threads = [
+        threading.Thread(target=lambda t=t: runs.__setitem__(t.policy, load(t, phases, t0, out_dir)))
+        for t in group
+    ]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    poller.join()
+    for t in group:
+        t.down()
+    return series, runs
 
 
 def reanalyse(args, policies):
@@ -345,7 +373,7 @@ def reanalyse(args, policies):
                     start += secs
         for p in policies:
             if p in series:
-                results[(name, p)] = analyse(phases, warmup, series[p], requests(runs[p]))
+                results[(name, p)] = analyse(phases, warmup, series[p], requests(runs[p]), args.trace)
     table(results)
 
 

@@ -3,9 +3,10 @@
 # emulations driving the same actuator, on three scenarios of offered load:
 #   A) a 10x step for 5 minutes, then back down; B) noisy steady load, the rate redrawn
 #   every 5 s within ±25 %, 10 minutes; C) 60 s high / 60 s low for 10 minutes.
-# The three policies run side by side (projects elastic-shoal, -hpa, -kpa); about 35
-# minutes in all. Prints one line of measurements per scenario and policy, then the
-# table (see bench/elastic.py for the workload and what each column means).
+# A and C run the policies one after another (projects elastic-shoal, -hpa, -kpa), B
+# side by side; about 75 minutes in all. Prints one line of measurements per scenario
+# and policy, then the table (see bench/elastic.py for the workload and what each
+# column means). --trace adds the 25 s after each step, second by second.
 #
 #   bench/elastic.sh                       # everything
 #   SCENARIOS=A SCALE=0.2 bench/elastic.sh # a quick trial: scenario A at a fifth

@@ -9,7 +9,9 @@
 //!   `tolerance` of the target. It scales down only to the highest count the short
 //!   window needed during the last `scale_down_delay` (so a short dip does not remove
 //!   replicas a returning load needs, and replicas go one delay after the load left,
-//!   not a delay plus a stable window).
+//!   not a delay plus a stable window). When that highest count over the last third
+//!   of the delay is half the current count or less, the load has plainly dropped
+//!   (noise does not halve it) and replicas go after that third.
 //! - Panic mode (Knative's idea) starts when the short `panic_window` (its average,
 //!   or its newest sample when that is higher) asks for `panic_threshold` times the
 //!   ready replicas or more: the count goes up at once to what it asks, and does not
@@ -235,27 +237,34 @@ impl Autoscaler {
             self.recommendations.pop_front();
         }
 
+        // Down only with a full window of fresh data behind it, to the highest count
+        // the short window needed during the delay; or, when that count over the
+        // last third of the delay is half the current one or less, to it: a load
+        // that halved is no noise (a ±25 % wobble never halves it).
+        let highest = |span: Duration| {
+            self.recommendations
+                .iter()
+                .filter(|(at, _)| now.saturating_sub(*at) <= span)
+                .map(|(_, r)| *r)
+                .max()
+                .unwrap_or(current)
+        };
+        let settled = now.saturating_sub(self.started) >= c.stable_window.max(c.scale_down_delay);
+        let recent = highest(c.scale_down_delay / 3);
+        let halved = settled && recent.saturating_mul(2) <= current;
         let mut want = if panicking {
             // Only up while panicking.
             current.max(panic_need).max(stable_rec)
+        } else if halved {
+            recent
         } else if stable_rec >= current {
-            stable_rec
+            // Not above what the short window needs: the stable average lags a
+            // falling load and would add replicas it no longer asks for.
+            stable_rec.min(current.max(short_need))
+        } else if settled {
+            highest(c.scale_down_delay).min(current)
         } else {
-            // Down only to the highest recommended during the delay, and only with a
-            // full window of fresh data behind it.
-            let fresh = now.saturating_sub(self.started) >= c.stable_window;
-            let delayed = now.saturating_sub(self.started) >= c.scale_down_delay;
-            if fresh && delayed {
-                let highest = self
-                    .recommendations
-                    .iter()
-                    .map(|(_, r)| *r)
-                    .max()
-                    .unwrap_or(current);
-                highest.min(current)
-            } else {
-                current
-            }
+            current
         };
 
         // Rate limits.
@@ -266,7 +275,8 @@ impl Autoscaler {
         if desired == current {
             return keep(desired, panicking);
         }
-        let (shown, window) = if panicking && desired > current {
+        let short = (panicking && desired > current) || (halved && desired < current);
+        let (shown, window) = if short {
             (panic_avg.unwrap_or(stable_avg), "panic")
         } else {
             (stable_avg, "stable")
