@@ -6,7 +6,8 @@
 #   haproxy  nbthread 1, leastconn, http-reuse always
 #   ceiling  with CEILING=1: the least work an HTTP/1.1 proxy can do (no timeouts,
 #            retries, validation, metrics; crates/proxy/examples/ceiling.rs), to bound
-#            what any data path reaches here
+#            what any data path reaches here; and uring, the same on io_uring
+#            (monoio; crates/proxy/examples/ceiling_uring.rs)
 # Every proxy is pinned to core 0; wrk, oha and the two testkit backends to core 1.
 # Per target and round: throughput (wrk -t1 -c32), p50/p99 at a fixed rate (oha -q,
 # latency corrected for coordinated omission), and the unloaded latency of one
@@ -36,7 +37,7 @@ fi
 need oha || cargo install oha --locked >/dev/null 2>&1
 # Two builds: naming examples would leave testkit's binary out.
 cargo build --release --locked -q -p shoal-testkit
-cargo build --release --locked -q -p shoal-proxy --example standalone --example ceiling
+cargo build --release --locked -q -p shoal-proxy --example standalone --example ceiling --example ceiling_uring
 
 T=target/release
 start() { # core, command...
@@ -51,7 +52,8 @@ start 0 $T/examples/standalone --listen 127.0.0.1:8000 --backend 127.0.0.1:9101 
 targets=(direct shoal nginx haproxy)
 if [ -n "${CEILING:-}" ]; then
   start 0 $T/examples/ceiling --listen 127.0.0.1:8003 --backend 127.0.0.1:9101 --backend 127.0.0.1:9102
-  targets+=(ceiling)
+  start 0 $T/examples/ceiling_uring --listen 127.0.0.1:8004 --backend 127.0.0.1:9101 --backend 127.0.0.1:9102
+  targets+=(ceiling uring)
 fi
 
 mkdir -p "$work/nginx/logs"
@@ -92,7 +94,7 @@ backend be
 CONF
 start 0 haproxy -f "$work/haproxy.cfg"
 
-declare -A port=([direct]=9101 [shoal]=8000 [nginx]=8001 [haproxy]=8002 [ceiling]=8003)
+declare -A port=([direct]=9101 [shoal]=8000 [nginx]=8001 [haproxy]=8002 [ceiling]=8003 [uring]=8004)
 for t in "${targets[@]}"; do
   for _ in $(seq 50); do curl -fs "http://127.0.0.1:${port[$t]}/" >/dev/null && break; sleep 0.1; done
 done
@@ -121,7 +123,7 @@ import sys, statistics
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
 rate = sys.argv[2]
 med = {}
-for t in ("direct", "shoal", "nginx", "haproxy", "ceiling"):
+for t in ("direct", "shoal", "nginx", "haproxy", "ceiling", "uring"):
     mine = [r for r in rows if r[0] == t]
     if not mine:
         continue
@@ -132,7 +134,7 @@ for t, (rps, p50, p99, ok, one) in med.items():
     print(f"{t:<9} {rps:>15.0f} {p50:>12.3f} {p99:>12.3f} {ok*100:>6.1f} {one:>14.3f}")
 s = med["shoal"]
 d = med["direct"]
-for peer in [p for p in ("nginx", "haproxy", "direct", "ceiling") if p in med]:
+for peer in [p for p in ("nginx", "haproxy", "direct", "ceiling", "uring") if p in med]:
     p = med[peer]
     print(f"shoal/{peer:<8} throughput {s[0]/p[0]:.2f}x   p99 {s[2]/p[2]:.2f}x   unloaded latency {s[4]/p[4]:.2f}x")
 print(f"added unloaded latency (p50, one connection): shoal {(s[4]-d[4])*1000:.0f} us, nginx {(med['nginx'][4]-d[4])*1000:.0f} us, haproxy {(med['haproxy'][4]-d[4])*1000:.0f} us")

@@ -30,7 +30,8 @@ use crate::metrics::Stats;
 use crate::pool;
 
 /// Request bodies up to this size are read before forwarding, so that they can be
-/// replayed on another replica and so that a malformed one never reaches a replica.
+/// replayed on another replica and so that a malformed one never reaches a replica;
+/// response bodies of a known length up to it are read before the head is passed on.
 pub const REPLAY_LIMIT: usize = 64 * 1024;
 
 /// Everything one published port needs on the request path.
@@ -267,12 +268,41 @@ async fn forward(
             armed: true,
         };
         let outcome = exchange.await;
-        charge.armed = false;
         match outcome {
             Ok(resp) => {
                 let rtt = sent.elapsed();
+                let (mut parts, body) = resp.into_parts();
+                // A small body of known length is read whole before the head is passed
+                // on: head and body then leave in one write, one segment to the client
+                // rather than two with a wake-up between, and a replica failing
+                // mid-body can still be retried since nothing reached the client yet.
+                let body = if whole(&parts) {
+                    let read = body.collect().await;
+                    drop(guard);
+                    match read {
+                        Ok(all) => ProxyBody::full(all.to_bytes()),
+                        Err(e) => {
+                            charge.armed = false;
+                            ep.record(false, &route.config.eject, now_ms());
+                            ep.stats.record(sent.elapsed(), true);
+                            tried.push(ep.clone());
+                            last_error =
+                                Some(ProxyError::replica(format!("{}: {e}", ep.addr), idempotent));
+                            match resend(&mut spare, route, &mut attempts) {
+                                Some(next) => {
+                                    request = Some(next);
+                                    continue;
+                                }
+                                None => return Err(last_error.expect("set above")),
+                            }
+                        }
+                    }
+                } else {
+                    ProxyBody::Upstream(body, Some(guard))
+                };
+                charge.armed = false;
                 ep.observe_rtt(rtt, Instant::now());
-                let status = resp.status();
+                let status = parts.status;
                 let unavailable = matches!(
                     status,
                     StatusCode::BAD_GATEWAY
@@ -288,14 +318,11 @@ async fn forward(
                         continue;
                     }
                 }
-                let (mut parts, body) = resp.into_parts();
                 strip_hop_by_hop(&mut parts.headers, false);
-                return Ok(Response::from_parts(
-                    parts,
-                    ProxyBody::Upstream(body, Some(guard)),
-                ));
+                return Ok(Response::from_parts(parts, body));
             }
             Err(mut e) => {
+                charge.armed = false;
                 drop(guard);
                 if let Some(req) = e.take_message() {
                     // The connection closed before the request was written: an idle
@@ -329,6 +356,17 @@ async fn forward(
             }
         }
     }
+}
+
+/// Whether a response's body is read whole before its head is passed on: a length
+/// known from the head and no more than [`REPLAY_LIMIT`].
+fn whole(parts: &hyper::http::response::Parts) -> bool {
+    parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n <= REPLAY_LIMIT as u64)
 }
 
 /// Charges a replica with a failure when dropped armed: the exchange it guards was

@@ -31,6 +31,8 @@ enum Behaviour {
     Unavailable,
     /// Reads the request and closes the connection without answering.
     Reset,
+    /// Reads the request, sends a head and half the body it announces, and closes.
+    Truncated,
 }
 
 struct Replica {
@@ -48,11 +50,15 @@ async fn replica(name: &'static str, behaviour: Behaviour) -> Replica {
             let (stream, _) = listener.accept().await.unwrap();
             let counter = counter.clone();
             tokio::spawn(async move {
-                if let Behaviour::Reset = behaviour {
+                if let Behaviour::Reset | Behaviour::Truncated = behaviour {
                     let mut stream = stream;
                     let mut buf = [0u8; 4096];
                     let _ = stream.read(&mut buf).await;
                     counter.fetch_add(1, Ordering::SeqCst);
+                    if let Behaviour::Truncated = behaviour {
+                        let half = b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhalf.";
+                        let _ = stream.write_all(half).await;
+                    }
                     return;
                 }
                 let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
@@ -76,7 +82,7 @@ async fn replica(name: &'static str, behaviour: Behaviour) -> Replica {
                                 (200, name.to_string())
                             }
                             Behaviour::Unavailable => (503, "busy".to_string()),
-                            Behaviour::Reset => unreachable!(),
+                            Behaviour::Reset | Behaviour::Truncated => unreachable!(),
                         };
                         let mut r = Response::new(Full::new(Bytes::from(body)));
                         *r.status_mut() = StatusCode::from_u16(status).unwrap();
@@ -327,6 +333,34 @@ async fn dead_and_resetting_replicas_are_retried() {
         reset.hits.load(Ordering::SeqCst)
     );
     assert!(f.route.stats.snapshot().retries > 0);
+}
+
+#[tokio::test]
+async fn a_body_cut_short_is_retried_before_anything_reaches_the_client() {
+    // A small body is read whole before the head is passed on, so a replica that dies
+    // mid-body has sent the client nothing: a GET goes to another replica.
+    let good = replica("good", Behaviour::Name).await;
+    let cut = replica("cut", Behaviour::Truncated).await;
+    let mut cfg = config();
+    cfg.strategy = Strategy::RoundRobin;
+    let f = front(&[&cut, &good], cfg).await;
+    let mut client = Client::connect(f.addr).await;
+    for _ in 0..4 {
+        let (status, _, body) = client.get("/").await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "good"));
+    }
+    assert!(cut.hits.load(Ordering::SeqCst) >= 1);
+    assert!(f.route.stats.snapshot().retries >= 1);
+    // A POST is not resent: with only that replica it fails whole, as a 502, never
+    // as a head followed by a cut body.
+    let alone = front(&[&cut], config()).await;
+    let reply = raw(
+        alone.addr,
+        b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\nconnection: close\r\n\r\nhi",
+    )
+    .await;
+    assert!(reply.starts_with("HTTP/1.1 502"), "{reply}");
+    assert!(!reply.contains("half."), "{reply}");
 }
 
 #[tokio::test]
