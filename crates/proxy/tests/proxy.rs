@@ -364,6 +364,23 @@ async fn a_body_cut_short_is_retried_before_anything_reaches_the_client() {
 }
 
 #[tokio::test]
+async fn head_keeps_the_length_and_sends_no_body() {
+    let good = replica("good", Behaviour::Name).await;
+    let f = front(&[&good], config()).await;
+    let reply = raw(
+        f.addr,
+        b"HEAD / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(reply.contains("content-length: 4\r\n"), "{reply}");
+    assert!(
+        reply.ends_with("\r\n\r\n"),
+        "a body after the head: {reply:?}"
+    );
+}
+
+#[tokio::test]
 async fn unavailable_replica_is_ejected() {
     let good = replica("good", Behaviour::Name).await;
     let bad = replica("bad", Behaviour::Unavailable).await;
