@@ -267,42 +267,43 @@ async fn forward(
             deadline,
             armed: true,
         };
-        let outcome = exchange.await;
-        match outcome {
+        let outcome = match exchange.await {
             Ok(resp) => {
                 let rtt = sent.elapsed();
-                let (mut parts, body) = resp.into_parts();
-                // A small body of known length is read whole before the head is passed
-                // on: head and body then leave in one write, one segment to the client
-                // rather than two with a wake-up between, and a replica failing
-                // mid-body can still be retried since nothing reached the client yet.
-                let body = if whole(&parts) {
-                    let read = body.collect().await;
-                    drop(guard);
-                    match read {
-                        Ok(all) => ProxyBody::full(all.to_bytes()),
-                        Err(e) => {
-                            charge.armed = false;
-                            ep.record(false, &route.config.eject, now_ms());
-                            ep.stats.record(sent.elapsed(), true);
-                            tried.push(ep.clone());
-                            last_error =
-                                Some(ProxyError::replica(format!("{}: {e}", ep.addr), idempotent));
-                            match resend(&mut spare, route, &mut attempts) {
-                                Some(next) => {
-                                    request = Some(next);
-                                    continue;
-                                }
-                                None => return Err(last_error.expect("set above")),
-                            }
+                pass_on(resp, guard).await.map(|resp| (resp, rtt))
+            }
+            Err(mut e) => {
+                drop(guard);
+                match e.take_message() {
+                    Some(req) => {
+                        // The connection closed before the request was written: an
+                        // idle connection the replica had closed, or the replica is
+                        // gone. Its other idle connections are suspect too: drop them,
+                        // so the resend opens a fresh one (refused, if the replica is
+                        // gone, and then another replica is tried). Not an outcome: no
+                        // probe is decided.
+                        charge.armed = false;
+                        ep.release_probe();
+                        ep.pool.clear();
+                        stale += 1;
+                        if stale <= 3 {
+                            request = Some(req);
+                            continue;
                         }
+                        return Err(ProxyError::replica(
+                            format!("{}: {}", ep.addr, e.into_error()),
+                            false,
+                        ));
                     }
-                } else {
-                    ProxyBody::Upstream(body, Some(guard))
-                };
-                charge.armed = false;
+                    None => Err(e.into_error()),
+                }
+            }
+        };
+        charge.armed = false;
+        match outcome {
+            Ok((mut resp, rtt)) => {
                 ep.observe_rtt(rtt, Instant::now());
-                let status = parts.status;
+                let status = resp.status();
                 let unavailable = matches!(
                     status,
                     StatusCode::BAD_GATEWAY
@@ -318,37 +319,16 @@ async fn forward(
                         continue;
                     }
                 }
-                strip_hop_by_hop(&mut parts.headers, false);
-                return Ok(Response::from_parts(parts, body));
+                strip_hop_by_hop(resp.headers_mut(), false);
+                return Ok(resp);
             }
-            Err(mut e) => {
-                charge.armed = false;
-                drop(guard);
-                if let Some(req) = e.take_message() {
-                    // The connection closed before the request was written: an idle
-                    // connection the replica had closed, or the replica is gone. Its
-                    // other idle connections are suspect too: drop them, so the resend
-                    // opens a fresh one (refused, if the replica is gone, and then
-                    // another replica is tried). Not an outcome: no probe is decided.
-                    ep.release_probe();
-                    ep.pool.clear();
-                    stale += 1;
-                    if stale <= 3 {
-                        request = Some(req);
-                        continue;
-                    }
-                    return Err(ProxyError::replica(
-                        format!("{}: {}", ep.addr, e.into_error()),
-                        false,
-                    ));
-                }
+            Err(e) => {
+                // The replica failed after the request was written: a reset before
+                // the response, or a body cut short.
                 ep.record(false, &route.config.eject, now_ms());
                 ep.stats.record(sent.elapsed(), true);
                 tried.push(ep.clone());
-                last_error = Some(ProxyError::replica(
-                    format!("{}: {}", ep.addr, e.into_error()),
-                    idempotent,
-                ));
+                last_error = Some(ProxyError::replica(format!("{}: {e}", ep.addr), idempotent));
                 match resend(&mut spare, route, &mut attempts) {
                     Some(next) => request = Some(next),
                     None => return Err(last_error.expect("set above")),
@@ -356,6 +336,25 @@ async fn forward(
             }
         }
     }
+}
+
+/// A replica's response as it goes on to the client. A small body of known length is
+/// read whole first (as nginx's proxy buffering does): a replica failing mid-body has
+/// then sent the client nothing, so the request can still be retried. A larger or
+/// unframed body streams, counted in flight until its last byte.
+async fn pass_on(
+    resp: Response<Incoming>,
+    guard: InFlight,
+) -> Result<Response<ProxyBody>, hyper::Error> {
+    let (parts, body) = resp.into_parts();
+    let body = if whole(&parts) {
+        let all = body.collect().await?;
+        drop(guard);
+        ProxyBody::full(all.to_bytes())
+    } else {
+        ProxyBody::Upstream(body, Some(guard))
+    };
+    Ok(Response::from_parts(parts, body))
 }
 
 /// Whether a response's body is read whole before its head is passed on: a length
