@@ -6,10 +6,12 @@
 //!
 //! `ceiling_uring --listen 127.0.0.1:8004 --backend 127.0.0.1:9101 --backend ...`
 
-use std::cell::{Cell, RefCell};
+mod ceiling_shared;
+
 use std::net::SocketAddr;
 use std::rc::Rc;
 
+use ceiling_shared::{forwarded, request_head, response_len, xff, Upstreams};
 use monoio::buf::{IoBuf, IoBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::{TcpListener, TcpStream};
@@ -17,34 +19,14 @@ use monoio::net::{TcpListener, TcpStream};
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-struct Upstreams {
-    addrs: Vec<SocketAddr>,
-    idle: Vec<RefCell<Vec<TcpStream>>>,
-    next: Cell<usize>,
-}
-
 fn main() {
-    let mut listen: SocketAddr = "127.0.0.1:8004".parse().unwrap();
-    let mut addrs = Vec::new();
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let v = args.next().expect("a value");
-        match a.as_str() {
-            "--listen" => listen = v.parse().expect("an address"),
-            "--backend" => addrs.push(v.parse().expect("an address")),
-            other => panic!("unknown argument {other}"),
-        }
-    }
+    let (listen, backends) = ceiling_shared::args("127.0.0.1:8004");
     let mut rt = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
         .with_entries(1024)
         .build()
         .expect("an io_uring runtime");
     rt.block_on(async move {
-        let up = Rc::new(Upstreams {
-            idle: addrs.iter().map(|_| RefCell::new(Vec::new())).collect(),
-            addrs,
-            next: Cell::new(0),
-        });
+        let up = Rc::new(Upstreams::new(backends));
         let listener = TcpListener::bind(listen).expect("bind");
         eprintln!("io_uring ceiling proxy on {listen}");
         loop {
@@ -57,19 +39,16 @@ fn main() {
     });
 }
 
-async fn connection(mut client: TcpStream, peer: SocketAddr, up: Rc<Upstreams>) {
+async fn connection(mut client: TcpStream, peer: SocketAddr, up: Rc<Upstreams<TcpStream>>) {
     let mut buf = Vec::with_capacity(8192);
     let mut out = Vec::with_capacity(8192);
     let mut resp = Vec::with_capacity(8192);
-    let xff = format!("x-forwarded-for: {}\r\n\r\n", peer.ip());
+    let xff = xff(peer);
     loop {
-        // The request head.
         let head_len = loop {
-            let mut headers = [httparse::EMPTY_HEADER; 64];
-            let mut req = httparse::Request::new(&mut headers);
-            match req.parse(&buf) {
-                Ok(httparse::Status::Complete(n)) => break n,
-                Ok(httparse::Status::Partial) => {}
+            match request_head(&buf) {
+                Ok(Some(n)) => break n,
+                Ok(None) => {}
                 Err(_) => return,
             }
             let (n, b) = read_more(&mut client, buf).await;
@@ -78,14 +57,10 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, up: Rc<Upstreams>) 
                 return;
             }
         };
-        out.clear();
-        out.extend_from_slice(&buf[..head_len - 2]);
-        out.extend_from_slice(xff.as_bytes());
+        forwarded(&buf, head_len, xff.as_bytes(), &mut out);
         buf.drain(..head_len);
 
-        let i = up.next.get() % up.addrs.len();
-        up.next.set(i + 1);
-        let pooled = up.idle[i].borrow_mut().pop();
+        let (i, pooled) = up.take();
         let mut upstream = match pooled {
             Some(s) => s,
             None => match TcpStream::connect_addr(up.addrs[i]).await {
@@ -101,7 +76,6 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, up: Rc<Upstreams>) 
         if res.is_err() {
             return;
         }
-        // The response: head, then Content-Length bytes.
         resp.clear();
         let total = loop {
             let (n, r) = read_more(&mut upstream, resp).await;
@@ -109,19 +83,9 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, up: Rc<Upstreams>) 
             if n == 0 {
                 return;
             }
-            let mut headers = [httparse::EMPTY_HEADER; 64];
-            let mut r = httparse::Response::new(&mut headers);
-            match r.parse(&resp) {
-                Ok(httparse::Status::Complete(n)) => {
-                    let len = r
-                        .headers
-                        .iter()
-                        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                        .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse().ok())
-                        .unwrap_or(0usize);
-                    break n + len;
-                }
-                Ok(httparse::Status::Partial) => {}
+            match response_len(&resp) {
+                Ok(Some(n)) => break n,
+                Ok(None) => {}
                 Err(_) => return,
             }
         };
@@ -132,7 +96,7 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, up: Rc<Upstreams>) 
                 return;
             }
         }
-        up.idle[i].borrow_mut().push(upstream);
+        up.put(i, upstream);
         let (res, r) = client.write_all(resp.slice(..total)).await;
         resp = r.into_inner();
         if res.is_err() {
