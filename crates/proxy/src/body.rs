@@ -1,7 +1,7 @@
 //! The one body type of the data path, so nothing is boxed per request: empty, bytes
 //! held in memory (replayable on retry), a stream from the client, bytes already read
-//! followed by the rest of the stream, or a replica's response carrying the guard that
-//! counts it in flight until its last byte.
+//! followed by the rest of the stream, or a replica's response streaming to the client
+//! (boxed: only bodies too large to read whole take that way).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -11,6 +11,10 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 use crate::endpoint::Endpoint;
+use crate::upstream::Streaming;
+
+/// The error of a body: the client's, or the replica's.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Counts a request against its replica's in-flight number while it lives.
 pub struct InFlight(Arc<Endpoint>);
@@ -39,8 +43,8 @@ pub enum ProxyBody {
     Stream(Incoming),
     /// The start of a client's body, read already, then the rest of it.
     Buffered(Option<Bytes>, Incoming),
-    /// A replica's response body; the guard ends with it.
-    Upstream(Incoming, Option<InFlight>),
+    /// A replica's response body, streamed.
+    Upstream(Box<Streaming>),
 }
 
 impl ProxyBody {
@@ -66,27 +70,24 @@ impl ProxyBody {
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let client = |p: Poll<Option<Result<Frame<Bytes>, hyper::Error>>>| {
+            p.map(|f| f.map(|r| r.map_err(BoxError::from)))
+        };
         match self.get_mut() {
             ProxyBody::Empty => Poll::Ready(None),
             ProxyBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            ProxyBody::Stream(s) => Pin::new(s).poll_frame(cx),
+            ProxyBody::Stream(s) => client(Pin::new(s).poll_frame(cx)),
             ProxyBody::Buffered(head, rest) => match head.take() {
                 Some(b) => Poll::Ready(Some(Ok(Frame::data(b)))),
-                None => Pin::new(rest).poll_frame(cx),
+                None => client(Pin::new(rest).poll_frame(cx)),
             },
-            ProxyBody::Upstream(s, guard) => {
-                let polled = Pin::new(s).poll_frame(cx);
-                if let Poll::Ready(None) | Poll::Ready(Some(Err(_))) = &polled {
-                    guard.take();
-                }
-                polled
-            }
+            ProxyBody::Upstream(s) => Pin::new(s.as_mut()).poll_frame(cx),
         }
     }
 
@@ -94,7 +95,8 @@ impl Body for ProxyBody {
         match self {
             ProxyBody::Empty => true,
             ProxyBody::Full(b) => b.is_none(),
-            ProxyBody::Stream(s) | ProxyBody::Upstream(s, _) => s.is_end_stream(),
+            ProxyBody::Stream(s) => s.is_end_stream(),
+            ProxyBody::Upstream(s) => s.is_end_stream(),
             ProxyBody::Buffered(head, rest) => head.is_none() && rest.is_end_stream(),
         }
     }
@@ -103,7 +105,8 @@ impl Body for ProxyBody {
         match self {
             ProxyBody::Empty => SizeHint::with_exact(0),
             ProxyBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            ProxyBody::Stream(s) | ProxyBody::Upstream(s, _) => s.size_hint(),
+            ProxyBody::Stream(s) => s.size_hint(),
+            ProxyBody::Upstream(s) => s.size_hint(),
             ProxyBody::Buffered(head, rest) => {
                 let n = head.as_ref().map_or(0, |b| b.len() as u64);
                 let r = rest.size_hint();

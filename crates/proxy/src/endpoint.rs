@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::metrics::Stats;
-use crate::pool::Pool;
+use crate::upstream::Pool;
 
 /// Latency assumed for a replica that has not answered yet (Linkerd's default).
 const DEFAULT_RTT: Duration = Duration::from_millis(30);

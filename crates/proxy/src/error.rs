@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use hyper::StatusCode;
 
-use crate::pool::ConnectError;
+use crate::upstream::ConnectError;
 
 /// Who caused a failure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,7 +64,6 @@ impl ProxyError {
         let why = match e {
             ConnectError::Io(e) => e.to_string(),
             ConnectError::Timeout => "connect timed out".into(),
-            ConnectError::Handshake(e) => e.to_string(),
         };
         ProxyError {
             origin: Origin::Replica,

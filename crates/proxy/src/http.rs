@@ -16,6 +16,7 @@ use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::backends::Backends;
@@ -27,7 +28,7 @@ use crate::endpoint::Endpoint;
 use crate::error::{Origin, ProxyError};
 use crate::framing::Inspect;
 use crate::metrics::Stats;
-use crate::pool;
+use crate::upstream::{self, ConnectError, Failure};
 
 /// Request bodies up to this size are read before forwarding, so that they can be
 /// replayed on another replica and so that a malformed one never reaches a replica;
@@ -235,10 +236,10 @@ async fn forward(
             return Err(last_error.unwrap_or_else(ProxyError::no_replica));
         };
         let now = now_ms();
-        let mut sender = match ep.pool.take() {
-            Some(s) => s,
-            None => match pool::connect(ep.addr, route.config.connect_timeout, false).await {
-                Ok(s) => s,
+        let mut conn = match ep.pool.take() {
+            Some(c) => c,
+            None => match upstream::connect(ep.addr, route.config.connect_timeout).await {
+                Ok(c) => c,
                 Err(e) => {
                     // Never reached the replica: safe to try another, whatever the method.
                     ep.record(false, &route.config.eject, now);
@@ -255,8 +256,6 @@ async fn forward(
         };
         let guard = InFlight::start(ep.clone());
         let sent = Instant::now();
-        let exchange = sender.try_send_request(req);
-        ep.pool.put(sender);
         // If the request's deadline passes during the exchange, this future is dropped
         // here: the replica that never answered is charged with the failure (and so
         // ejected), without a timer of its own per request.
@@ -267,36 +266,67 @@ async fn forward(
             deadline,
             armed: true,
         };
-        let outcome = match exchange.await {
-            Ok(resp) => {
-                let rtt = sent.elapsed();
-                pass_on(resp, guard).await.map(|resp| (resp, rtt))
-            }
-            Err(mut e) => {
-                drop(guard);
-                match e.take_message() {
-                    Some(req) => {
-                        // The connection closed before the request was written: an
-                        // idle connection the replica had closed, or the replica is
-                        // gone. Its other idle connections are suspect too: drop them,
-                        // so the resend opens a fresh one (refused, if the replica is
-                        // gone, and then another replica is tried). Not an outcome: no
-                        // probe is decided.
-                        charge.armed = false;
-                        ep.release_probe();
-                        ep.pool.clear();
-                        stale += 1;
-                        if stale <= 3 {
-                            request = Some(req);
+        let (parts, body) = req.into_parts();
+        let outcome = match conn.send(&parts, body).await {
+            Ok(()) => match conn.read_head(&parts.method).await {
+                Ok(head) => {
+                    let rtt = sent.elapsed();
+                    upstream::respond(conn, head, guard, &ep, REPLAY_LIMIT as u64)
+                        .await
+                        .map(|resp| (resp, rtt))
+                }
+                Err(e) if conn.closed_while_kept() => {
+                    // Not the replica's fault, and no outcome for a probe. Its other
+                    // idle connections are as old: drop them.
+                    drop(guard);
+                    charge.armed = false;
+                    ep.release_probe();
+                    ep.pool.clear();
+                    stale += 1;
+                    match copy(&spare) {
+                        Some(again) if stale <= 3 => {
+                            request = Some(again);
                             continue;
                         }
-                        return Err(ProxyError::replica(
-                            format!("{}: {}", ep.addr, e.into_error()),
-                            false,
-                        ));
+                        _ => return Err(ProxyError::replica(format!("{}: {e}", ep.addr), false)),
                     }
-                    None => Err(e.into_error()),
                 }
+                Err(e) => Err(e),
+            },
+            Err(Failure::Replica(e)) => Err(e),
+            Err(Failure::Client(e)) => {
+                charge.armed = false;
+                ep.release_probe();
+                return Err(ProxyError::client(format!("malformed request body: {e}")));
+            }
+            Err(Failure::Unsent(e, body)) => {
+                // The connection failed before the request head was written: nothing
+                // reached the replica's application. Not an outcome of the request: no
+                // probe is decided.
+                drop(guard);
+                charge.armed = false;
+                ep.release_probe();
+                request = Some(Request::from_parts(parts, body));
+                if conn.reused() {
+                    // A kept connection the replica had closed: its other idle ones
+                    // are suspect too. Drop them, so the resend opens a fresh one
+                    // (refused, if the replica is gone, and then another is tried).
+                    ep.pool.clear();
+                    stale += 1;
+                    if stale <= 3 {
+                        continue;
+                    }
+                    return Err(ProxyError::replica(format!("{}: {e}", ep.addr), false));
+                }
+                // A fresh connection that failed at once: as a refused connect.
+                ep.record(false, &route.config.eject, now_ms());
+                ep.stats.record(Duration::ZERO, true);
+                tried.push(ep.clone());
+                last_error = Some(ProxyError::connect(ep.addr, ConnectError::Io(e)));
+                if retry_allowed(route, &mut attempts) {
+                    continue;
+                }
+                return Err(last_error.expect("set above"));
             }
         };
         charge.armed = false;
@@ -336,36 +366,6 @@ async fn forward(
             }
         }
     }
-}
-
-/// A replica's response as it goes on to the client. A small body of known length is
-/// read whole first (as nginx's proxy buffering does): a replica failing mid-body has
-/// then sent the client nothing, so the request can still be retried. A larger or
-/// unframed body streams, counted in flight until its last byte.
-async fn pass_on(
-    resp: Response<Incoming>,
-    guard: InFlight,
-) -> Result<Response<ProxyBody>, hyper::Error> {
-    let (parts, body) = resp.into_parts();
-    let body = if whole(&parts) {
-        let all = body.collect().await?;
-        drop(guard);
-        ProxyBody::full(all.to_bytes())
-    } else {
-        ProxyBody::Upstream(body, Some(guard))
-    };
-    Ok(Response::from_parts(parts, body))
-}
-
-/// Whether a response's body is read whole before its head is passed on: a length
-/// known from the head and no more than [`REPLAY_LIMIT`].
-fn whole(parts: &hyper::http::response::Parts) -> bool {
-    parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .is_some_and(|n| n <= REPLAY_LIMIT as u64)
 }
 
 /// Charges a replica with a failure when dropped armed: the exchange it guards was
@@ -414,11 +414,17 @@ fn resend(
     route: &Route,
     attempts: &mut u32,
 ) -> Option<Request<ProxyBody>> {
-    let (method, uri, headers, body) = spare.as_ref()?;
+    spare.as_ref()?;
     if !retry_allowed(route, attempts) {
         return None;
     }
     route.stats.retries.fetch_add(1, Ordering::Relaxed);
+    copy(spare)
+}
+
+/// A new copy of the request from what was kept of it.
+fn copy(spare: &Option<Spare>) -> Option<Request<ProxyBody>> {
+    let (method, uri, headers, body) = spare.as_ref()?;
     let mut req = Request::new(body.replay()?);
     *req.method_mut() = method.clone();
     *req.uri_mut() = uri.clone();
@@ -559,6 +565,9 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
 /// Rewrites the head for the replica: origin-form URI, Host, forwarding headers, no
 /// hop-by-hop headers, HTTP/1.1.
 fn rewrite_request(parts: &mut Parts, peer: &Peer, upgrade: bool) -> Result<(), ProxyError> {
+    if parts.method == Method::CONNECT {
+        return Err(ProxyError::client("CONNECT is not proxied to replicas"));
+    }
     let host = match parts.headers.get(header::HOST) {
         Some(h) => Some(h.clone()),
         None => parts
@@ -626,16 +635,23 @@ async fn tunnel(
     let Some(ep) = choose(route, key, &mut Vec::new()).await else {
         return Err(ProxyError::no_replica());
     };
-    let mut sender = match pool::connect(ep.addr, route.config.connect_timeout, true).await {
-        Ok(s) => s,
+    let mut conn = match upstream::connect(ep.addr, route.config.connect_timeout).await {
+        Ok(c) => c,
         Err(e) => {
             ep.record(false, &route.config.eject, now_ms());
             return Err(ProxyError::connect(ep.addr, e));
         }
     };
     let guard = InFlight::start(ep.clone());
-    let mut resp = match sender.send_request(Request::from_parts(parts, body)).await {
-        Ok(r) => r,
+    let head = match conn.send(&parts, body).await {
+        Ok(()) => conn.read_head(&parts.method).await,
+        Err(Failure::Client(e)) => {
+            return Err(ProxyError::client(format!("malformed request body: {e}")));
+        }
+        Err(Failure::Replica(e) | Failure::Unsent(e, _)) => Err(e),
+    };
+    let head = match head {
+        Ok(h) => h,
         Err(e) => {
             ep.record(false, &route.config.eject, now_ms());
             return Err(ProxyError::replica(format!("{}: {e}", ep.addr), false));
@@ -643,21 +659,23 @@ async fn tunnel(
     };
     ep.record(true, &route.config.eject, now_ms());
     ep.stats.record(Duration::ZERO, false);
-    if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
-        let (mut parts, body) = resp.into_parts();
-        strip_hop_by_hop(&mut parts.headers, false);
-        return Ok(Response::from_parts(
-            parts,
-            ProxyBody::Upstream(body, Some(guard)),
-        ));
+    if head.parts.status != StatusCode::SWITCHING_PROTOCOLS {
+        let mut resp = upstream::respond(conn, head, guard, &ep, REPLAY_LIMIT as u64)
+            .await
+            .map_err(|e| ProxyError::replica(format!("{}: {e}", ep.addr), false))?;
+        strip_hop_by_hop(resp.headers_mut(), false);
+        return Ok(resp);
     }
-    let upstream = hyper::upgrade::on(&mut resp);
+    let (mut upstream, early) = conn.into_upgraded();
     tokio::spawn(async move {
         let _guard = guard;
-        if let (Ok(c), Ok(u)) = (client.await, upstream.await) {
-            let _ = tokio::io::copy_bidirectional(&mut TokioIo::new(c), &mut TokioIo::new(u)).await;
+        let Ok(client) = client.await else { return };
+        let mut client = TokioIo::new(client);
+        // What the replica sent right after its 101 goes first.
+        if !early.is_empty() && client.write_all(&early).await.is_err() {
+            return;
         }
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
     });
-    let (parts, _) = resp.into_parts();
-    Ok(Response::from_parts(parts, ProxyBody::Empty))
+    Ok(Response::from_parts(head.parts, ProxyBody::Empty))
 }

@@ -8,7 +8,7 @@
 //! - [`backends`]: the replica set, swapped whole and atomically; draining.
 //! - [`endpoint`]: one replica: load, latency estimate, failure accrual, connections.
 //! - [`balance`]: least-request P2C, round robin, rendezvous hashing.
-//! - [`pool`]: upstream HTTP/1 connections per replica.
+//! - [`upstream`]: the HTTP/1.1 exchange with a replica, and its kept connections.
 //! - [`body`]: the one body type of the path (no boxing per request).
 //! - [`framing`]: a strict look at request framing against smuggling.
 //! - [`budget`]: the retry budget.
@@ -30,8 +30,8 @@ pub mod framing;
 pub mod http;
 pub mod listener;
 pub mod metrics;
-pub mod pool;
 pub mod tcp;
+pub mod upstream;
 
 pub use backends::Backends;
 pub use config::{HashOn, LbConfig, Protocol, Strategy};
