@@ -269,6 +269,9 @@ async fn forward(
         let (parts, body) = req.into_parts();
         let outcome = match conn.send(&parts, body).await {
             Ok(()) => match conn.read_head(&parts.method).await {
+                Ok(head) if head.parts.status == StatusCode::SWITCHING_PROTOCOLS => Err(
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, "101 without an upgrade"),
+                ),
                 Ok(head) => {
                     let rtt = sent.elapsed();
                     upstream::respond(conn, head, guard, &ep, REPLAY_LIMIT as u64)

@@ -680,6 +680,7 @@ fn framings(path: &str, _: usize) -> (Vec<u8>, bool) {
         "/both" => "HTTP/1.1 200 OK\r\ncontent-length: 2\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n".to_string(),
         "/lengths" => "HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\nabc".to_string(),
         "/bad-chunk" => "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n".to_string(),
+        "/switch" => "HTTP/1.1 101 Switching Protocols\r\nupgrade: x\r\nconnection: upgrade\r\n\r\n".to_string(),
         "/garbage" => return (b"HTTP/1.1 2OO OK\r\n\r\n".to_vec(), true),
         _ => "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n".to_string(),
     };
@@ -711,7 +712,7 @@ async fn every_response_framing_reaches_the_client_as_sent() {
     let (status, _, body) = client.get("/chunked").await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "hello world"));
     // Framing shoal would have to guess is refused whole, before any of it is passed.
-    for path in ["/both", "/lengths", "/garbage"] {
+    for path in ["/both", "/lengths", "/garbage", "/switch"] {
         let (status, _, body) = client.get(path).await;
         assert_eq!(status, StatusCode::BAD_GATEWAY, "{path}: {body}");
     }
