@@ -5,7 +5,7 @@
 #
 #   bench/cpu.sh BINARY...     # each takes --listen ADDR --backend ADDR --backend ADDR
 #
-# Each binary is pinned to core 0 with its own port; wrk (-t1 -c32) and two testkit
+# Each binary is pinned to core 0 with its own port; wrk (-t1 -cCONNS) and two testkit
 # backends share core 1. Rounds interleave the binaries; per round and binary it
 # prints requests/s and the proxy's user+system CPU µs per request (from
 # /proc/PID/stat). To compare with an earlier commit:
@@ -20,6 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5}
+CONNS=${CONNS:-32}   # CONNS=1: one connection, the unloaded path
 [ $# -gt 0 ] || { sed -n 2,18p "$0"; exit 2; }
 command -v wrk >/dev/null 2>&1 || {
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
@@ -53,7 +54,7 @@ for round in $(seq "$ROUNDS"); do
   for bin in "$@"; do
     pid=${proxies[$i]}
     before=$(ticks "$pid")
-    out=$(taskset -c 1 wrk -t1 -c32 -d"${DURATION}s" "http://127.0.0.1:$((8020 + i))/")
+    out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" "http://127.0.0.1:$((8020 + i))/")
     after=$(ticks "$pid")
     n=$(awk '/requests in/ {print $1}' <<<"$out")
     rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")

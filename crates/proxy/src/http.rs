@@ -14,7 +14,7 @@ use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::http::request::Parts;
-use hyper::{Method, Request, Response, StatusCode, Uri, Version};
+use hyper::{Method, Request, Response, StatusCode, Version};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -28,7 +28,7 @@ use crate::endpoint::Endpoint;
 use crate::error::{Origin, ProxyError};
 use crate::framing::Inspect;
 use crate::metrics::Stats;
-use crate::upstream::{self, ConnectError, Failure};
+use crate::upstream::{self, ConnectError, Failure, Outgoing};
 
 /// Request bodies up to this size are read before forwarding, so that they can be
 /// replayed on another replica and so that a malformed one never reaches a replica;
@@ -208,18 +208,14 @@ async fn forward(
         parts.method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
     );
-    // A copy of the head, for resending after a replica failed mid-exchange. Only an
-    // idempotent request with a body in memory may be resent then.
-    let mut spare: Option<Spare> = match body.replay() {
-        Some(copy) if idempotent && route.config.retries > 0 => Some((
-            parts.method.clone(),
-            parts.uri.clone(),
-            parts.headers.clone(),
-            copy,
-        )),
-        _ => None,
-    };
-    let mut request = Some(Request::from_parts(parts, body));
+    // The head is encoded once; a copy of the body is kept for resending after a
+    // replica failed mid-exchange. Only an idempotent request with a body in memory
+    // may be resent then.
+    let outgoing = Outgoing::new(&parts, &body);
+    let spare = (idempotent && route.config.retries > 0)
+        .then(|| body.replay())
+        .flatten();
+    let mut request = Some(body);
     let mut tried: Vec<Arc<Endpoint>> = Vec::new();
     let mut attempts = 0u32;
     // Resends after a closed idle connection: never reached a replica, so not counted
@@ -228,7 +224,7 @@ async fn forward(
     let mut last_error: Option<ProxyError> = None;
 
     loop {
-        let Some(req) = request.take() else {
+        let Some(body) = request.take() else {
             return Err(last_error
                 .unwrap_or_else(|| ProxyError::replica("the request could not be resent", false)));
         };
@@ -247,7 +243,7 @@ async fn forward(
                     tried.push(ep.clone());
                     last_error = Some(ProxyError::connect(ep.addr, e));
                     if retry_allowed(route, &mut attempts) {
-                        request = Some(req);
+                        request = Some(body);
                         continue;
                     }
                     return Err(last_error.expect("set above"));
@@ -266,8 +262,7 @@ async fn forward(
             deadline,
             armed: true,
         };
-        let (parts, body) = req.into_parts();
-        let outcome = match conn.send(&parts, body).await {
+        let outcome = match conn.send(&outgoing, body).await {
             Ok(()) => match conn.read_head(&parts.method).await {
                 Ok(head) if head.parts.status == StatusCode::SWITCHING_PROTOCOLS => Err(
                     std::io::Error::new(std::io::ErrorKind::InvalidData, "101 without an upgrade"),
@@ -286,7 +281,7 @@ async fn forward(
                     ep.release_probe();
                     ep.pool.clear();
                     stale += 1;
-                    match copy(&spare) {
+                    match spare.as_ref().and_then(ProxyBody::replay) {
                         Some(again) if stale <= 3 => {
                             request = Some(again);
                             continue;
@@ -309,7 +304,7 @@ async fn forward(
                 drop(guard);
                 charge.armed = false;
                 ep.release_probe();
-                request = Some(Request::from_parts(parts, body));
+                request = Some(body);
                 if conn.reused() {
                     // A kept connection the replica had closed: its other idle ones
                     // are suspect too. Drop them, so the resend opens a fresh one
@@ -346,7 +341,7 @@ async fn forward(
                 ep.record(!unavailable, &route.config.eject, now_ms());
                 ep.stats.record(rtt, unavailable);
                 if unavailable {
-                    if let Some(next) = resend(&mut spare, route, &mut attempts) {
+                    if let Some(next) = resend(&spare, route, &mut attempts) {
                         tried.push(ep.clone());
                         request = Some(next);
                         continue;
@@ -362,7 +357,7 @@ async fn forward(
                 ep.stats.record(sent.elapsed(), true);
                 tried.push(ep.clone());
                 last_error = Some(ProxyError::replica(format!("{}: {e}", ep.addr), idempotent));
-                match resend(&mut spare, route, &mut attempts) {
+                match resend(&spare, route, &mut attempts) {
                     Some(next) => request = Some(next),
                     None => return Err(last_error.expect("set above")),
                 }
@@ -408,31 +403,14 @@ fn retry_allowed(route: &Route, attempts: &mut u32) -> bool {
     true
 }
 
-/// What is kept of a request to send it again: its head and its body in memory.
-type Spare = (Method, Uri, HeaderMap, ProxyBody);
-
-/// A new copy of the request for another attempt, when one is allowed.
-fn resend(
-    spare: &mut Option<Spare>,
-    route: &Route,
-    attempts: &mut u32,
-) -> Option<Request<ProxyBody>> {
+/// A new copy of the body for another attempt, when one is allowed.
+fn resend(spare: &Option<ProxyBody>, route: &Route, attempts: &mut u32) -> Option<ProxyBody> {
     spare.as_ref()?;
     if !retry_allowed(route, attempts) {
         return None;
     }
     route.stats.retries.fetch_add(1, Ordering::Relaxed);
-    copy(spare)
-}
-
-/// A new copy of the request from what was kept of it.
-fn copy(spare: &Option<Spare>) -> Option<Request<ProxyBody>> {
-    let (method, uri, headers, body) = spare.as_ref()?;
-    let mut req = Request::new(body.replay()?);
-    *req.method_mut() = method.clone();
-    *req.uri_mut() = uri.clone();
-    *req.headers_mut() = headers.clone();
-    Some(req)
+    spare.as_ref()?.replay()
 }
 
 /// A replica for this request; waits briefly when none is ready (one may be starting).
@@ -646,7 +624,7 @@ async fn tunnel(
         }
     };
     let guard = InFlight::start(ep.clone());
-    let head = match conn.send(&parts, body).await {
+    let head = match conn.send(&Outgoing::new(&parts, &body), body).await {
         Ok(()) => conn.read_head(&parts.method).await,
         Err(Failure::Client(e)) => {
             return Err(ProxyError::client(format!("malformed request body: {e}")));

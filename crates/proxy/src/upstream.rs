@@ -178,31 +178,26 @@ impl Conn {
     }
 
     /// Writes a request: its head and a body in memory in one write, or the head and
-    /// then a streamed body (chunked unless its length is known).
-    pub async fn send(&mut self, head: &request::Parts, body: ProxyBody) -> Result<(), Failure> {
+    /// then the streamed body.
+    pub async fn send(&mut self, request: &Outgoing, body: ProxyBody) -> Result<(), Failure> {
         self.heard = false;
-        let framing = match &body {
-            ProxyBody::Empty
-                if head.headers.contains_key(header::CONTENT_LENGTH)
-                    || matches!(head.method, Method::POST | Method::PUT | Method::PATCH) =>
-            {
-                Sent::Length(0)
+        let written = match &body {
+            ProxyBody::Full(Some(bytes)) => {
+                self.out.clear();
+                self.out.extend_from_slice(&request.head);
+                self.out.extend_from_slice(bytes);
+                self.io.write_all(&self.out).await
             }
-            ProxyBody::Empty => Sent::Nothing,
-            _ => body.size_hint().exact().map_or(Sent::Chunked, Sent::Length),
+            _ => self.io.write_all(&request.head).await,
         };
-        self.out.clear();
-        encode_head(head, framing, &mut self.out);
-        if let ProxyBody::Full(Some(bytes)) = &body {
-            self.out.extend_from_slice(bytes);
-        }
-        if let Err(e) = self.io.write_all(&self.out).await {
+        if let Err(e) = written {
             return Err(Failure::Unsent(e, body));
         }
         if matches!(body, ProxyBody::Empty | ProxyBody::Full(_)) {
             return Ok(());
         }
-        self.stream_body(body, framing == Sent::Chunked).await
+        self.stream_body(body, request.framing == Sent::Chunked)
+            .await
     }
 
     async fn stream_body(&mut self, mut body: ProxyBody, chunked: bool) -> Result<(), Failure> {
@@ -548,6 +543,31 @@ impl Body for Streaming {
             Decoder::Done => SizeHint::with_exact(0),
             _ => SizeHint::default(),
         }
+    }
+}
+
+/// A request as the replicas get it: the head encoded once, for every attempt.
+pub struct Outgoing {
+    head: Vec<u8>,
+    framing: Sent,
+}
+
+impl Outgoing {
+    /// The request with head `head` (already rewritten for the replicas) and `body`.
+    pub fn new(head: &request::Parts, body: &ProxyBody) -> Outgoing {
+        let framing = match body {
+            ProxyBody::Empty
+                if head.headers.contains_key(header::CONTENT_LENGTH)
+                    || matches!(head.method, Method::POST | Method::PUT | Method::PATCH) =>
+            {
+                Sent::Length(0)
+            }
+            ProxyBody::Empty => Sent::Nothing,
+            _ => body.size_hint().exact().map_or(Sent::Chunked, Sent::Length),
+        };
+        let mut out = Vec::with_capacity(512);
+        encode_head(head, framing, &mut out);
+        Outgoing { head: out, framing }
     }
 }
 
