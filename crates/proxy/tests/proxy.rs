@@ -42,7 +42,13 @@ struct Replica {
     hits: Arc<AtomicUsize>,
 }
 
-async fn replica(name: &'static str, behaviour: Behaviour) -> Replica {
+/// A replica on a free loopback port: each connection it accepts is served by
+/// `serve`, which is handed the replica's hit counter.
+async fn listen<F, Fut>(serve: F) -> Replica
+where
+    F: Fn(TcpStream, Arc<AtomicUsize>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let hits = Arc::new(AtomicUsize::new(0));
@@ -50,61 +56,65 @@ async fn replica(name: &'static str, behaviour: Behaviour) -> Replica {
     tokio::spawn(async move {
         loop {
             let (stream, _) = listener.accept().await.unwrap();
-            let counter = counter.clone();
-            tokio::spawn(async move {
-                if let Behaviour::Reset | Behaviour::Truncated = behaviour {
-                    let mut stream = stream;
-                    let mut buf = [0u8; 4096];
-                    let _ = stream.read(&mut buf).await;
-                    counter.fetch_add(1, Ordering::SeqCst);
-                    if let Behaviour::Truncated = behaviour {
-                        let half = b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhalf.";
-                        let _ = stream.write_all(half).await;
-                    }
-                    return;
-                }
-                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let counter = counter.clone();
-                    async move {
-                        counter.fetch_add(1, Ordering::SeqCst);
-                        if req.headers().contains_key("upgrade") {
-                            return Ok::<_, Infallible>(upgrade_echo(req));
-                        }
-                        if let Behaviour::Echo = behaviour {
-                            let body = req.into_body().collect().await.unwrap().to_bytes();
-                            return Ok(Response::new(Full::new(body)));
-                        }
-                        let (status, body) = match behaviour {
-                            Behaviour::Name => (200, name.to_string()),
-                            Behaviour::Headers => {
-                                let mut out = String::new();
-                                for (k, v) in req.headers() {
-                                    out.push_str(&format!("{k}: {}\n", v.to_str().unwrap()));
-                                }
-                                (200, out)
-                            }
-                            Behaviour::Slow(ms) => {
-                                tokio::time::sleep(Duration::from_millis(ms)).await;
-                                (200, name.to_string())
-                            }
-                            Behaviour::Unavailable => (503, "busy".to_string()),
-                            Behaviour::Reset | Behaviour::Truncated | Behaviour::Echo => {
-                                unreachable!()
-                            }
-                        };
-                        let mut r = Response::new(Full::new(Bytes::from(body)));
-                        *r.status_mut() = StatusCode::from_u16(status).unwrap();
-                        Ok(r)
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .with_upgrades()
-                    .await;
-            });
+            tokio::spawn(serve(stream, counter.clone()));
         }
     });
     Replica { addr, hits }
+}
+
+async fn replica(name: &'static str, behaviour: Behaviour) -> Replica {
+    listen(move |stream, counter| async move {
+        if let Behaviour::Reset | Behaviour::Truncated = behaviour {
+            let mut stream = stream;
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf).await;
+            counter.fetch_add(1, Ordering::SeqCst);
+            if let Behaviour::Truncated = behaviour {
+                let half = b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhalf.";
+                let _ = stream.write_all(half).await;
+            }
+            return;
+        }
+        let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                if req.headers().contains_key("upgrade") {
+                    return Ok::<_, Infallible>(upgrade_echo(req));
+                }
+                if let Behaviour::Echo = behaviour {
+                    let body = req.into_body().collect().await.unwrap().to_bytes();
+                    return Ok(Response::new(Full::new(body)));
+                }
+                let (status, body) = match behaviour {
+                    Behaviour::Name => (200, name.to_string()),
+                    Behaviour::Headers => {
+                        let mut out = String::new();
+                        for (k, v) in req.headers() {
+                            out.push_str(&format!("{k}: {}\n", v.to_str().unwrap()));
+                        }
+                        (200, out)
+                    }
+                    Behaviour::Slow(ms) => {
+                        tokio::time::sleep(Duration::from_millis(ms)).await;
+                        (200, name.to_string())
+                    }
+                    Behaviour::Unavailable => (503, "busy".to_string()),
+                    Behaviour::Reset | Behaviour::Truncated | Behaviour::Echo => {
+                        unreachable!()
+                    }
+                };
+                let mut r = Response::new(Full::new(Bytes::from(body)));
+                *r.status_mut() = StatusCode::from_u16(status).unwrap();
+                Ok(r)
+            }
+        });
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), svc)
+            .with_upgrades()
+            .await;
+    })
+    .await
 }
 
 /// Answers an upgrade with 101 and echoes raw bytes.
@@ -549,29 +559,16 @@ async fn slow_headers_idle_connections_and_huge_heads_are_cut() {
 async fn a_replica_that_never_answers_is_ejected_by_timeouts() {
     let good = replica("good", Behaviour::Name).await;
     // Accepts, reads, and says nothing.
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mute_addr = l.local_addr().unwrap();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let seen = hits.clone();
-    tokio::spawn(async move {
-        loop {
-            let (mut s, _) = l.accept().await.unwrap();
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = s.read(&mut buf).await {
-                    if n == 0 {
-                        break;
-                    }
-                    seen.fetch_add(1, Ordering::SeqCst);
-                }
-            });
+    let mute = listen(|mut s, seen| async move {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = s.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            seen.fetch_add(1, Ordering::SeqCst);
         }
-    });
-    let mute = Replica {
-        addr: mute_addr,
-        hits: hits.clone(),
-    };
+    })
+    .await;
     let mut cfg = config();
     cfg.strategy = Strategy::RoundRobin;
     cfg.timeout = Duration::from_millis(100);
@@ -589,7 +586,7 @@ async fn a_replica_that_never_answers_is_ejected_by_timeouts() {
     assert!((1..=5).contains(&timeouts), "{statuses:?}");
     // Once ejected (5 failures in a row), everything goes to the good replica.
     assert!(statuses[20..].iter().all(|s| s == "200"), "{statuses:?}");
-    assert!(hits.load(Ordering::SeqCst) <= 5);
+    assert!(mute.hits.load(Ordering::SeqCst) <= 5);
 }
 
 #[tokio::test]
@@ -625,40 +622,30 @@ async fn clients_that_leave_mid_request_do_not_get_replicas_ejected() {
 /// request's place on its connection, from 0) gives the bytes to send and whether to
 /// close the connection after them.
 async fn scripted(answer: fn(&str, usize) -> (Vec<u8>, bool)) -> Replica {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counter = hits.clone();
-    tokio::spawn(async move {
+    listen(move |mut stream, counter| async move {
+        let mut buf = Vec::new();
+        let mut n = 0;
         loop {
-            let (mut stream, _) = listener.accept().await.unwrap();
-            let counter = counter.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut n = 0;
-                loop {
-                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-                        let mut more = [0u8; 4096];
-                        match stream.read(&mut more).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&more[..n]),
-                        }
-                        continue;
-                    };
-                    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-                    buf.drain(..end + 4);
-                    counter.fetch_add(1, Ordering::SeqCst);
-                    let path = head.split(' ').nth(1).unwrap_or("/").to_string();
-                    let (bytes, close) = answer(&path, n);
-                    n += 1;
-                    if stream.write_all(&bytes).await.is_err() || close {
-                        return;
-                    }
+            let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                let mut more = [0u8; 4096];
+                match stream.read(&mut more).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&more[..n]),
                 }
-            });
+                continue;
+            };
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            buf.drain(..end + 4);
+            counter.fetch_add(1, Ordering::SeqCst);
+            let path = head.split(' ').nth(1).unwrap_or("/").to_string();
+            let (bytes, close) = answer(&path, n);
+            n += 1;
+            if stream.write_all(&bytes).await.is_err() || close {
+                return;
+            }
         }
-    });
-    Replica { addr, hits }
+    })
+    .await
 }
 
 fn framings(path: &str, _: usize) -> (Vec<u8>, bool) {
