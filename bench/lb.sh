@@ -100,21 +100,27 @@ for t in "${targets[@]}"; do
 done
 
 results="$work/results.tsv"
+# The host's steal time on the proxies' core: a VM's core taken by its host for other
+# guests. Rounds with much of it measure the host, not the proxies.
+steal() { awk '/^cpu0 / {print $9}' /proc/stat; }
 for round in $(seq "$ROUNDS"); do
   for t in "${targets[@]}"; do
     url="http://127.0.0.1:${port[$t]}/"
+    steal0=$(steal); t0=$(date +%s.%N)
     rps=$(taskset -c 1 wrk -t1 -c32 -d"${DURATION}s" "$url" | awk '/Requests\/sec/ {print $2}')
     taskset -c 1 oha -z "${DURATION}s" -q "$RATE" -c 32 --latency-correction --no-tui --output-format json "$url" > "$work/fixed.json"
     taskset -c 1 oha -n 3000 -c 1 --no-tui --output-format json "$url" > "$work/one.json"
-    python3 - "$t" "$round" "$rps" "$work/fixed.json" "$work/one.json" >> "$results" <<'PY'
+    stolen=$(python3 -c "import sys; s0,s1,t0,t1,hz=map(float,sys.argv[1:]); print(f'{(s1-s0)/hz/(t1-t0)*100:.0f}')" \
+      "$steal0" "$(steal)" "$t0" "$(date +%s.%N)" "$(getconf CLK_TCK)")
+    python3 - "$t" "$round" "$rps" "$work/fixed.json" "$work/one.json" "$stolen" >> "$results" <<'PY'
 import json, sys
-t, rnd, rps, fixed, one = sys.argv[1:]
+t, rnd, rps, fixed, one, stolen = sys.argv[1:]
 f, o = json.load(open(fixed)), json.load(open(one))
 ms = lambda v: v * 1000
 print(t, rnd, rps, ms(f["latencyPercentiles"]["p50"]), ms(f["latencyPercentiles"]["p99"]),
-      f["summary"]["successRate"], ms(o["latencyPercentiles"]["p50"]), sep="\t")
+      f["summary"]["successRate"], ms(o["latencyPercentiles"]["p50"]), stolen, sep="\t")
 PY
-    echo "round $round $t: $(tail -n1 "$results" | cut -f3-)" >&2
+    echo "round $round $t: $(tail -n1 "$results" | cut -f3-6) | 1 conn $(tail -n1 "$results" | cut -f7) ms | core 0 stolen $(tail -n1 "$results" | cut -f8) %" >&2
   done
 done
 
@@ -138,4 +144,6 @@ for peer in [p for p in ("nginx", "haproxy", "direct", "ceiling", "uring") if p 
     p = med[peer]
     print(f"shoal/{peer:<8} throughput {s[0]/p[0]:.2f}x   p99 {s[2]/p[2]:.2f}x   unloaded latency {s[4]/p[4]:.2f}x")
 print(f"added unloaded latency (p50, one connection): shoal {(s[4]-d[4])*1000:.0f} us, nginx {(med['nginx'][4]-d[4])*1000:.0f} us, haproxy {(med['haproxy'][4]-d[4])*1000:.0f} us")
+stolen = [float(r[7]) for r in rows]
+print(f"host steal on core 0 per measurement: median {statistics.median(stolen):.0f} %, most {max(stolen):.0f} %")
 PY
