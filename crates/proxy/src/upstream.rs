@@ -101,6 +101,7 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Conn, Connec
         out: Vec::with_capacity(1024),
         reused: false,
         heard: false,
+        unfinished: false,
     })
 }
 
@@ -115,6 +116,9 @@ pub struct Conn {
     reused: bool,
     /// Whether any byte of a response to the current request arrived.
     heard: bool,
+    /// Whether the replica answered before the request's body was all sent (the
+    /// connection is then not kept).
+    unfinished: bool,
 }
 
 /// How an exchange failed.
@@ -181,6 +185,7 @@ impl Conn {
     /// then the streamed body.
     pub async fn send(&mut self, request: &Outgoing, body: ProxyBody) -> Result<(), Failure> {
         self.heard = false;
+        self.unfinished = false;
         let written = match &body {
             ProxyBody::Full(Some(bytes)) => {
                 self.out.clear();
@@ -200,33 +205,90 @@ impl Conn {
             .await
     }
 
+    /// Streams a body while watching the replica: one may refuse an upload before the
+    /// body is all there (413, 401: any final status from 300 up) and stop reading.
+    /// Then the sending stops, the answer is read as usual, and the connection is not
+    /// kept. An early 2xx does not stop the body: the replica may be streaming while
+    /// it reads, so the body goes on to its end.
     async fn stream_body(&mut self, mut body: ProxyBody, chunked: bool) -> Result<(), Failure> {
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(Failure::Client)?;
-            let Ok(data) = frame.into_data() else {
-                continue; // trailers: not forwarded
-            };
-            if data.is_empty() {
-                continue;
+        let Conn {
+            io,
+            buf,
+            out,
+            heard,
+            unfinished,
+            ..
+        } = self;
+        let (mut rd, mut wr) = io.split();
+        let send = async {
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(Failure::Client)?;
+                let Ok(data) = frame.into_data() else {
+                    continue; // trailers: not forwarded
+                };
+                if data.is_empty() {
+                    continue;
+                }
+                if chunked {
+                    out.clear();
+                    let _ = write!(out, "{:x}\r\n", data.len());
+                    out.extend_from_slice(&data);
+                    out.extend_from_slice(b"\r\n");
+                    wr.write_all(out).await
+                } else {
+                    wr.write_all(&data).await
+                }
+                .map_err(Failure::Replica)?;
             }
             if chunked {
-                self.out.clear();
-                let _ = write!(self.out, "{:x}\r\n", data.len());
-                self.out.extend_from_slice(&data);
-                self.out.extend_from_slice(b"\r\n");
-                self.io.write_all(&self.out).await
-            } else {
-                self.io.write_all(&data).await
+                wr.write_all(b"0\r\n\r\n").await.map_err(Failure::Replica)?;
             }
-            .map_err(Failure::Replica)?;
+            Ok(())
+        };
+        tokio::pin!(send);
+        let mut watching = true;
+        loop {
+            tokio::select! {
+                biased;
+                ready = rd.readable(), if watching => {
+                    ready.map_err(Failure::Replica)?;
+                    buf.reserve(READ_SIZE);
+                    let closed = match rd.try_read_buf(buf) {
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                        Err(e) => return Err(Failure::Replica(e)),
+                        Ok(n) => {
+                            *heard |= n > 0;
+                            n == 0
+                        }
+                    };
+                    match stops_body(buf) {
+                        Some(true) => {}
+                        Some(false) => {
+                            watching = false;
+                            continue;
+                        }
+                        None if !closed => continue,
+                        None => {}
+                    }
+                    *unfinished = true;
+                    return Ok(());
+                }
+                sent = &mut send => {
+                    if let Err(Failure::Replica(e)) = sent {
+                        // The replica may have answered and closed: read its answer
+                        // (the connection is closed, so this does not wait).
+                        buf.reserve(READ_SIZE);
+                        if matches!(rd.read_buf(buf).await, Ok(n) if n > 0) {
+                            *heard = true;
+                            *unfinished = true;
+                            return Ok(());
+                        }
+                        return Err(Failure::Replica(e));
+                    }
+                    return sent;
+                }
+            }
         }
-        if chunked {
-            self.io
-                .write_all(b"0\r\n\r\n")
-                .await
-                .map_err(Failure::Replica)?;
-        }
-        Ok(())
     }
 
     /// Reads the response head to a request with `method`, skipping interim (1xx)
@@ -321,7 +383,7 @@ impl Conn {
     }
 
     fn done(mut self, keep_alive: bool, home: &Endpoint) {
-        if keep_alive && self.buf.is_empty() {
+        if keep_alive && self.buf.is_empty() && !self.unfinished {
             self.reused = true;
             home.pool.put(self);
         }
@@ -609,6 +671,27 @@ fn encode_head(head: &request::Parts, framing: Sent, out: &mut Vec<u8>) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// Whether what the replica sent before the request's body was all there stops the
+/// body: a final status from 300 up, or bytes that are not a response, do; a 2xx
+/// does not; `None` while the status line is still incomplete. Complete interim
+/// (1xx, not 101) heads are dropped first.
+fn stops_body(buf: &mut BytesMut) -> Option<bool> {
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; 16];
+        let mut r = httparse::Response::new(&mut headers);
+        let parsed = r.parse(buf);
+        let Some(code) = r.code else {
+            return parsed.is_err().then_some(true);
+        };
+        let interim = (100..200).contains(&code) && code != 101;
+        match parsed {
+            Ok(httparse::Status::Complete(n)) if interim => buf.advance(n),
+            Ok(httparse::Status::Partial) if interim => return None,
+            _ => return Some(code >= 300 || code == 101),
+        }
+    }
+}
+
 /// How a response's body is framed (RFC 9112 §6.3).
 fn framing(method: &Method, status: StatusCode, headers: &HeaderMap) -> Result<Framing, io::Error> {
     if method == Method::HEAD
@@ -759,6 +842,20 @@ mod tests {
             Version::HTTP_10,
             &headers(&[("connection", "keep-alive")])
         ));
+    }
+
+    #[test]
+    fn only_a_refusal_stops_a_body_being_sent() {
+        let stops = |bytes: &[u8]| stops_body(&mut BytesMut::from(bytes));
+        assert_eq!(stops(b"HTTP/1.1 413 Payload Too Large\r\n"), Some(true));
+        assert_eq!(stops(b"HTTP/1.1 200 OK\r\ncontent-le"), Some(false));
+        assert_eq!(stops(b"HTTP/1.1 100 Continue\r\n\r\n"), None);
+        assert_eq!(
+            stops(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 401 No\r\n"),
+            Some(true)
+        );
+        assert_eq!(stops(b"HTTP/1.1 4"), None);
+        assert_eq!(stops(b"\x00\x01garbage"), Some(true));
     }
 
     #[test]

@@ -815,3 +815,52 @@ async fn large_bodies_stream_both_ways() {
         assert!(out[end + 4..] == body[..], "the body came back changed");
     }
 }
+
+#[tokio::test]
+async fn a_replica_refusing_an_upload_early_is_heard() {
+    // Answers 413 as soon as it has the head of an upload, and closes with the body
+    // unread (so the kernel resets the connection under the sender).
+    let r = listen(|mut s, hits| async move {
+        let mut seen = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+        hits.fetch_add(1, Ordering::SeqCst);
+        let refusal = b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 8\r\n\r\ntoo big.";
+        let _ = s.write_all(refusal).await;
+    })
+    .await;
+    let f = front(&[&r], config()).await;
+    let body = vec![b'x'; 4_000_000];
+    let mut request = format!(
+        "POST /upload HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&body);
+    let mut s = TcpStream::connect(f.addr).await.unwrap();
+    let (mut rd, mut wr) = s.split();
+    let limit = Duration::from_secs(5);
+    let (_, reply) = tokio::join!(
+        tokio::time::timeout(limit, wr.write_all(&request)),
+        tokio::time::timeout(limit, async {
+            let mut out = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !out.ends_with(b"too big.") {
+                match rd.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => out.extend_from_slice(&buf[..n]),
+                }
+            }
+            String::from_utf8_lossy(&out).into_owned()
+        })
+    );
+    let reply = reply.expect("an answer within 5 s");
+    assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
+    assert!(reply.ends_with("too big."), "{reply}");
+    assert_eq!(r.hits.load(Ordering::SeqCst), 1);
+}
