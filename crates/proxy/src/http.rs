@@ -231,103 +231,58 @@ async fn forward(
         let Some(ep) = choose(route, key, &mut tried).await else {
             return Err(last_error.unwrap_or_else(ProxyError::no_replica));
         };
-        let now = now_ms();
-        let mut conn = match ep.pool.take() {
-            Some(c) => c,
-            None => match upstream::connect(ep.addr, route.config.connect_timeout).await {
-                Ok(c) => c,
-                Err(e) => {
-                    // Never reached the replica: safe to try another, whatever the method.
-                    ep.record(false, &route.config.eject, now);
-                    ep.stats.record(Duration::ZERO, true);
-                    tried.push(ep.clone());
-                    last_error = Some(ProxyError::connect(ep.addr, e));
-                    if retry_allowed(route, &mut attempts) {
-                        request = Some(body);
-                        continue;
-                    }
-                    return Err(last_error.expect("set above"));
-                }
-            },
+        let conn = match ep.pool.take() {
+            Some(c) => Ok(c),
+            None => upstream::connect(ep.addr, route.config.connect_timeout).await,
         };
-        let guard = InFlight::start(ep.clone());
         let sent = Instant::now();
-        // If the request's deadline passes during the exchange, this future is dropped
-        // here: the replica that never answered is charged with the failure (and so
-        // ejected), without a timer of its own per request.
-        let mut charge = Charge {
-            ep: &ep,
-            route,
-            sent,
-            deadline,
-            armed: true,
-        };
-        let outcome = match conn.send(&outgoing, body).await {
-            Ok(()) => match conn.read_head(&parts.method).await {
-                Ok(head) if head.parts.status == StatusCode::SWITCHING_PROTOCOLS => Err(
-                    std::io::Error::new(std::io::ErrorKind::InvalidData, "101 without an upgrade"),
-                ),
-                Ok(head) => {
-                    let rtt = sent.elapsed();
-                    upstream::respond(conn, head, guard, &ep, REPLAY_LIMIT as u64)
-                        .await
-                        .map(|resp| (resp, rtt))
-                }
-                Err(e) if conn.closed_while_kept() => {
-                    // Not the replica's fault, and no outcome for a probe. Its other
-                    // idle connections are as old: drop them.
-                    drop(guard);
-                    charge.armed = false;
-                    ep.release_probe();
-                    ep.pool.clear();
-                    stale += 1;
-                    match spare.as_ref().and_then(ProxyBody::replay) {
-                        Some(again) if stale <= 3 => {
-                            request = Some(again);
-                            continue;
+        let outcome = match conn {
+            Err(e) => Err(Broken::Unreached(ProxyError::connect(ep.addr, e), body)),
+            Ok(mut conn) => {
+                let guard = InFlight::start(ep.clone());
+                // If the request's deadline passes during the exchange, this future is
+                // dropped here: the replica that never answered is charged with the
+                // failure (and so ejected), without a timer of its own per request.
+                let mut charge = Charge {
+                    ep: &ep,
+                    route,
+                    sent,
+                    deadline,
+                    armed: true,
+                };
+                let outcome = match conn.send(&outgoing, body).await {
+                    Ok(()) => match conn.read_head(&parts.method).await {
+                        Ok(head) if head.parts.status == StatusCode::SWITCHING_PROTOCOLS => {
+                            Err(Broken::Failed(std::io::Error::new(
+                                std::io::ErrorKind::InvalidData,
+                                "101 without an upgrade",
+                            )))
                         }
-                        _ => return Err(ProxyError::replica(format!("{}: {e}", ep.addr), false)),
+                        Ok(head) => {
+                            let rtt = sent.elapsed();
+                            upstream::respond(conn, head, guard, &ep, REPLAY_LIMIT as u64)
+                                .await
+                                .map(|resp| (resp, rtt))
+                                .map_err(Broken::Failed)
+                        }
+                        Err(e) if conn.closed_while_kept() => Err(Broken::Stale(e, None)),
+                        Err(e) => Err(Broken::Failed(e)),
+                    },
+                    Err(Failure::Replica(e)) => Err(Broken::Failed(e)),
+                    Err(Failure::Client(e)) => Err(Broken::Client(e)),
+                    Err(Failure::Unsent(e, body)) if conn.reused() => {
+                        Err(Broken::Stale(e, Some(body)))
                     }
-                }
-                Err(e) => Err(e),
-            },
-            Err(Failure::Replica(e)) => Err(e),
-            Err(Failure::Client(e)) => {
+                    // A fresh connection that failed at once: as a refused connect.
+                    Err(Failure::Unsent(e, body)) => Err(Broken::Unreached(
+                        ProxyError::connect(ep.addr, ConnectError::Io(e)),
+                        body,
+                    )),
+                };
                 charge.armed = false;
-                ep.release_probe();
-                return Err(ProxyError::client(format!("malformed request body: {e}")));
-            }
-            Err(Failure::Unsent(e, body)) => {
-                // The connection failed before the request head was written: nothing
-                // reached the replica's application. Not an outcome of the request: no
-                // probe is decided.
-                drop(guard);
-                charge.armed = false;
-                ep.release_probe();
-                request = Some(body);
-                if conn.reused() {
-                    // A kept connection the replica had closed: its other idle ones
-                    // are suspect too. Drop them, so the resend opens a fresh one
-                    // (refused, if the replica is gone, and then another is tried).
-                    ep.pool.clear();
-                    stale += 1;
-                    if stale <= 3 {
-                        continue;
-                    }
-                    return Err(ProxyError::replica(format!("{}: {e}", ep.addr), false));
-                }
-                // A fresh connection that failed at once: as a refused connect.
-                ep.record(false, &route.config.eject, now_ms());
-                ep.stats.record(Duration::ZERO, true);
-                tried.push(ep.clone());
-                last_error = Some(ProxyError::connect(ep.addr, ConnectError::Io(e)));
-                if retry_allowed(route, &mut attempts) {
-                    continue;
-                }
-                return Err(last_error.expect("set above"));
+                outcome
             }
         };
-        charge.armed = false;
         match outcome {
             Ok((mut resp, rtt)) => {
                 ep.observe_rtt(rtt, Instant::now());
@@ -350,7 +305,36 @@ async fn forward(
                 strip_hop_by_hop(resp.headers_mut(), false);
                 return Ok(resp);
             }
-            Err(e) => {
+            Err(Broken::Unreached(error, body)) => {
+                // Never reached the replica: safe to try another, whatever the method.
+                ep.record(false, &route.config.eject, now_ms());
+                ep.stats.record(Duration::ZERO, true);
+                tried.push(ep.clone());
+                last_error = Some(error);
+                if retry_allowed(route, &mut attempts) {
+                    request = Some(body);
+                    continue;
+                }
+                return Err(last_error.expect("set above"));
+            }
+            Err(Broken::Stale(e, unsent)) => {
+                // A kept connection the replica had closed: not its fault, and no
+                // outcome for a probe. Its other idle connections are as old: drop
+                // them, so the resend opens a fresh one (refused, if the replica is
+                // gone, and then another is tried).
+                ep.release_probe();
+                ep.pool.clear();
+                stale += 1;
+                match unsent.or_else(|| spare.as_ref().and_then(ProxyBody::replay)) {
+                    Some(again) if stale <= 3 => request = Some(again),
+                    _ => return Err(ProxyError::replica(format!("{}: {e}", ep.addr), false)),
+                }
+            }
+            Err(Broken::Client(e)) => {
+                ep.release_probe();
+                return Err(ProxyError::client(format!("malformed request body: {e}")));
+            }
+            Err(Broken::Failed(e)) => {
                 // The replica failed after the request was written: a reset before
                 // the response, or a body cut short.
                 ep.record(false, &route.config.eject, now_ms());
@@ -364,6 +348,20 @@ async fn forward(
             }
         }
     }
+}
+
+/// How an attempt on one replica went wrong; each kind is retried its own way.
+enum Broken {
+    /// The request never reached the replica (refused, or a fresh connection that
+    /// failed before the head was written): another may take it whatever its method.
+    Unreached(ProxyError, ProxyBody),
+    /// A kept connection the replica had closed, before the head was written (the
+    /// body comes back) or before a byte of the answer.
+    Stale(std::io::Error, Option<ProxyBody>),
+    /// The client's body failed while it was sent.
+    Client(crate::body::BoxError),
+    /// The replica failed after the request was written.
+    Failed(std::io::Error),
 }
 
 /// Charges a replica with a failure when dropped armed: the exchange it guards was
@@ -405,12 +403,12 @@ fn retry_allowed(route: &Route, attempts: &mut u32) -> bool {
 
 /// A new copy of the body for another attempt, when one is allowed.
 fn resend(spare: &Option<ProxyBody>, route: &Route, attempts: &mut u32) -> Option<ProxyBody> {
-    spare.as_ref()?;
+    let body = spare.as_ref()?;
     if !retry_allowed(route, attempts) {
         return None;
     }
     route.stats.retries.fetch_add(1, Ordering::Relaxed);
-    spare.as_ref()?.replay()
+    body.replay()
 }
 
 /// A replica for this request; waits briefly when none is ready (one may be starting).

@@ -392,7 +392,7 @@ impl Conn {
 
 /// The response for the client: a body of known length up to `whole_limit` is read
 /// first and the connection goes back to `home`'s pool at once; any other body
-/// streams and the connection goes back after its last byte (unless `pool` is false).
+/// streams and the connection goes back after its last byte.
 pub async fn respond(
     mut conn: Conn,
     head: Head,
