@@ -27,19 +27,9 @@ command -v wrk >/dev/null 2>&1 || {
 }
 cargo build --release --locked -q -p shoal-testkit
 
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT
-start() { # core, command...
-  local core=$1; shift
-  taskset -c "$core" "$@" >/dev/null 2>&1 &
-  pids+=($!)
-}
-PORT=9111 TCP_PORT=9211 WORKERS=1 NAME=b1 start 1 target/release/testkit
-PORT=9112 TCP_PORT=9212 WORKERS=1 NAME=b2 start 1 target/release/testkit
+. bench/pinned.sh
+trap stop_pinned EXIT
+backends 9111 9112
 proxies=()
 bins=("$@")
 for i in "${!bins[@]}"; do

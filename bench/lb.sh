@@ -22,10 +22,9 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 RATE=${RATE:-5000}
 work=$(mktemp -d)
-pids=()
+. bench/pinned.sh
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  stop_pinned
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -40,13 +39,7 @@ cargo build --release --locked -q -p shoal-testkit
 cargo build --release --locked -q -p shoal-proxy --example standalone --example ceiling --example ceiling_uring
 
 T=target/release
-start() { # core, command...
-  local core=$1; shift
-  taskset -c "$core" "$@" >/dev/null 2>&1 &
-  pids+=($!)
-}
-PORT=9101 TCP_PORT=9201 WORKERS=1 NAME=b1 start 1 $T/testkit
-PORT=9102 TCP_PORT=9202 WORKERS=1 NAME=b2 start 1 $T/testkit
+backends 9101 9102
 
 start 0 $T/examples/standalone --listen 127.0.0.1:8000 --backend 127.0.0.1:9101 --backend 127.0.0.1:9102 --threads 1
 targets=(direct shoal nginx haproxy)
