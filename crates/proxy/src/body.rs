@@ -25,6 +25,11 @@ impl InFlight {
         endpoint.begin();
         InFlight(endpoint)
     }
+
+    /// The replica it counts against.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.0
+    }
 }
 
 impl Drop for InFlight {

@@ -260,7 +260,7 @@ async fn forward(
                         }
                         Ok(head) => {
                             let rtt = sent.elapsed();
-                            upstream::respond(conn, head, guard, &ep, REPLAY_LIMIT as u64)
+                            upstream::respond(conn, head, guard, REPLAY_LIMIT as u64)
                                 .await
                                 .map(|resp| (resp, rtt))
                                 .map_err(Broken::Failed)
@@ -639,7 +639,7 @@ async fn tunnel(
     ep.record(true, &route.config.eject, now_ms());
     ep.stats.record(Duration::ZERO, false);
     if head.parts.status != StatusCode::SWITCHING_PROTOCOLS {
-        let mut resp = upstream::respond(conn, head, guard, &ep, REPLAY_LIMIT as u64)
+        let mut resp = upstream::respond(conn, head, guard, REPLAY_LIMIT as u64)
             .await
             .map_err(|e| ProxyError::replica(format!("{}: {e}", ep.addr), false))?;
         strip_hop_by_hop(resp.headers_mut(), false);

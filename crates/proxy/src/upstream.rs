@@ -19,7 +19,7 @@ use std::io::{self, Write as _};
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
 
@@ -391,13 +391,12 @@ impl Conn {
 }
 
 /// The response for the client: a body of known length up to `whole_limit` is read
-/// first and the connection goes back to `home`'s pool at once; any other body
+/// first and the connection goes back to its replica's pool at once; any other body
 /// streams and the connection goes back after its last byte.
 pub async fn respond(
     mut conn: Conn,
     head: Head,
     guard: InFlight,
-    home: &Arc<Endpoint>,
     whole_limit: u64,
 ) -> Result<Response<ProxyBody>, io::Error> {
     let Head {
@@ -407,13 +406,13 @@ pub async fn respond(
     } = head;
     match framing {
         Framing::Length(0) => {
-            conn.done(keep_alive, home);
+            conn.done(keep_alive, guard.endpoint());
             drop(guard);
             Ok(Response::from_parts(parts, ProxyBody::Empty))
         }
         Framing::Length(n) if n <= whole_limit => {
             let bytes = conn.read_exact(n as usize).await?;
-            conn.done(keep_alive, home);
+            conn.done(keep_alive, guard.endpoint());
             drop(guard);
             Ok(Response::from_parts(parts, ProxyBody::Full(Some(bytes))))
         }
@@ -427,7 +426,6 @@ pub async fn respond(
                 conn: Some(conn),
                 decoder,
                 keep_alive,
-                home: home.clone(),
                 guard: Some(guard),
             };
             Ok(Response::from_parts(
@@ -444,7 +442,7 @@ pub struct Streaming {
     conn: Option<Conn>,
     decoder: Decoder,
     keep_alive: bool,
-    home: Arc<Endpoint>,
+    /// Counts the request in flight; its replica's pool takes the connection back.
     guard: Option<InFlight>,
 }
 
@@ -525,11 +523,19 @@ impl Streaming {
         }
     }
 
-    fn finish(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            conn.done(self.keep_alive, &self.home);
+    /// Ends the body: the connection goes back to the pool if `clean` and the
+    /// replica keeps it, and the request stops counting in flight.
+    fn end(&mut self, clean: bool) {
+        let (conn, guard) = (self.conn.take(), self.guard.take());
+        if let (true, Some(conn), Some(guard)) = (clean, conn, &guard) {
+            conn.done(self.keep_alive, guard.endpoint());
         }
-        self.guard.take();
+    }
+
+    /// Ends the body with an error: the connection is closed.
+    fn fail(&mut self, e: io::Error) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.end(false);
+        Poll::Ready(Some(Err(e.into())))
     }
 }
 
@@ -549,21 +555,15 @@ impl Body for Streaming {
             match this.decode() {
                 Ok(Some(Some(data))) => return Poll::Ready(Some(Ok(Frame::data(data)))),
                 Ok(Some(None)) => {
-                    this.finish();
+                    this.end(true);
                     return Poll::Ready(None);
                 }
                 Ok(None) => {}
-                Err(e) => {
-                    this.conn = None;
-                    this.guard.take();
-                    return Poll::Ready(Some(Err(e.into())));
-                }
+                Err(e) => return this.fail(e),
             }
             let conn = this.conn.as_mut().expect("checked above");
             if conn.buf.len() > MAX_LINE && !matches!(this.decoder, Decoder::Close) {
-                this.conn = None;
-                this.guard.take();
-                return Poll::Ready(Some(Err(invalid("chunk framing line too long").into())));
+                return this.fail(invalid("chunk framing line too long"));
             }
             conn.buf.reserve(READ_SIZE);
             let read = loop {
@@ -580,17 +580,9 @@ impl Body for Streaming {
                     this.keep_alive = false;
                     this.decoder = Decoder::Done;
                 }
-                Ok(0) => {
-                    this.conn = None;
-                    this.guard.take();
-                    return Poll::Ready(Some(Err(cut_short().into())));
-                }
+                Ok(0) => return this.fail(cut_short()),
                 Ok(_) => {}
-                Err(e) => {
-                    this.conn = None;
-                    this.guard.take();
-                    return Poll::Ready(Some(Err(e.into())));
-                }
+                Err(e) => return this.fail(e),
             }
         }
     }
