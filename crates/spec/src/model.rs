@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use indexmap::IndexMap;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A loaded, validated Compose project.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Project {
     /// The project name (labels, resource names).
     pub name: String,
@@ -20,24 +20,24 @@ pub struct Project {
     /// Enabled services, in file order.
     pub services: IndexMap<String, Service>,
     /// Networks used by the services, `default` included when used.
-    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    #[serde(skip_serializing_if = "IndexMap::is_empty", default)]
     pub networks: IndexMap<String, Network>,
     /// Named volumes.
-    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    #[serde(skip_serializing_if = "IndexMap::is_empty", default)]
     pub volumes: IndexMap<String, Volume>,
     /// File-based secrets.
-    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    #[serde(skip_serializing_if = "IndexMap::is_empty", default)]
     pub secrets: IndexMap<String, FileObject>,
     /// File-based configs.
-    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    #[serde(skip_serializing_if = "IndexMap::is_empty", default)]
     pub configs: IndexMap<String, FileObject>,
     /// Project-wide shoal settings (the top-level `x-shoal`).
-    #[serde(rename = "x-shoal", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "x-shoal", skip_serializing_if = "Option::is_none", default)]
     pub x_shoal: Option<serde_json::Value>,
 }
 
 /// One service.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Service {
     /// The service's name.
     #[serde(skip)]
@@ -45,102 +45,104 @@ pub struct Service {
     /// Image to run (for a service with `build`, the image it builds to).
     pub image: String,
     /// How to build the image.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub build: Option<Build>,
     /// Overrides the image's CMD.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub command: Option<Vec<String>>,
     /// Overrides the image's ENTRYPOINT.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub entrypoint: Option<Vec<String>>,
     /// Environment, `env_file`s applied first, then `environment`. `None` passes the
     /// variable through unset.
-    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    #[serde(skip_serializing_if = "IndexMap::is_empty", default)]
     pub environment: IndexMap<String, Option<String>>,
     /// Published ports.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub ports: Vec<Port>,
     /// Ports exposed to other services only.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub expose: Vec<String>,
     /// Networks the service joins, with its aliases there.
-    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    #[serde(skip_serializing_if = "IndexMap::is_empty", default)]
     pub networks: IndexMap<String, ServiceNetwork>,
     /// `network_mode` (`host`, `none`, `service:x`, `container:x`); replaces networks.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub network_mode: Option<String>,
     /// Mounts.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub volumes: Vec<Mount>,
     /// Services this one waits for.
-    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    #[serde(skip_serializing_if = "IndexMap::is_empty", default)]
     pub depends_on: IndexMap<String, Dependency>,
     /// The container healthcheck the engine runs.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub healthcheck: Option<Healthcheck>,
     /// `restart:` policy.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub restart: Option<Restart>,
     /// `deploy:` settings; `deploy.replicas` also carries `scale`.
     pub deploy: Deploy,
     /// Container labels.
-    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    #[serde(skip_serializing_if = "IndexMap::is_empty", default)]
     pub labels: IndexMap<String, String>,
     /// Time between the stop signal and SIGKILL.
     #[serde(
         serialize_with = "ser_opt_duration",
+        deserialize_with = "de_opt_duration",
+        default,
         skip_serializing_if = "Option::is_none"
     )]
     pub stop_grace_period: Option<Duration>,
     /// Signal that asks the container to stop.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub stop_signal: Option<String>,
     /// User the process runs as.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub user: Option<String>,
     /// Working directory in the container.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub working_dir: Option<String>,
     /// Host name in the container.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub hostname: Option<String>,
     /// Fixed container name (allowed for one replica only).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub container_name: Option<String>,
     /// Secrets mounted under /run/secrets.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub secrets: Vec<FileRef>,
     /// Configs mounted into the container.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub configs: Vec<FileRef>,
     /// Profiles the service belongs to.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub profiles: Vec<String>,
     /// Engine options carried as they are written: `cap_add`, `privileged`, `init`, ...
     /// (see [`crate::ENGINE_KEYS`] for those the runtime applies).
     #[serde(flatten)]
     pub other: IndexMap<String, serde_json::Value>,
     /// The service's `x-shoal` settings.
-    #[serde(rename = "x-shoal", skip_serializing_if = "XShoal::is_empty")]
+    #[serde(rename = "x-shoal", skip_serializing_if = "XShoal::is_empty", default)]
     pub x_shoal: XShoal,
 }
 
 /// A service's `x-shoal` section.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct XShoal {
     /// `x-shoal.lb`: how the published ports balance.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub lb: Option<Lb>,
     /// `x-shoal.health`: a probe the control plane runs itself.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub health: Option<Probe>,
     /// `x-shoal.autoscale`: replicas follow measured load.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub autoscale: Option<Autoscale>,
 }
 
 /// `x-shoal.autoscale`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Autoscale {
     /// Fewest replicas.
     pub min: u32,
@@ -152,13 +154,13 @@ pub struct Autoscale {
     /// Metric per ready replica to aim for.
     pub target: f64,
     /// Window of the stable average.
-    #[serde(serialize_with = "ser_duration")]
+    #[serde(serialize_with = "ser_duration", deserialize_with = "de_duration")]
     pub stable_window: Duration,
     /// Window of the panic average.
-    #[serde(serialize_with = "ser_duration")]
+    #[serde(serialize_with = "ser_duration", deserialize_with = "de_duration")]
     pub panic_window: Duration,
     /// How long a lower count must be recommended before replicas go.
-    #[serde(serialize_with = "ser_duration")]
+    #[serde(serialize_with = "ser_duration", deserialize_with = "de_duration")]
     pub scale_down_delay: Duration,
     /// Relative deviation from the target that changes nothing.
     pub tolerance: f64,
@@ -168,29 +170,29 @@ pub struct Autoscale {
 }
 
 /// `x-shoal.health`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Probe {
     /// `GET` this path; 2xx and 3xx are healthy. `None` with `tcp: true`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub http: Option<String>,
     /// A TCP connect is the check.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub tcp: bool,
     /// Port in the container (default: the first published, then exposed port).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub port: Option<u16>,
     /// Time between probes.
-    #[serde(serialize_with = "ser_duration")]
+    #[serde(serialize_with = "ser_duration", deserialize_with = "de_duration")]
     pub interval: Duration,
     /// Time one probe may take.
-    #[serde(serialize_with = "ser_duration")]
+    #[serde(serialize_with = "ser_duration", deserialize_with = "de_duration")]
     pub timeout: Duration,
     /// Successes in a row that make a replica ready.
     pub healthy_after: u32,
     /// Failures in a row that make it unhealthy.
     pub unhealthy_after: u32,
     /// Failures in this time after a start do not count.
-    #[serde(serialize_with = "ser_duration")]
+    #[serde(serialize_with = "ser_duration", deserialize_with = "de_duration")]
     pub start_period: Duration,
 }
 
@@ -221,27 +223,27 @@ impl XShoal {
 }
 
 /// `x-shoal.lb`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Lb {
     /// `auto` (look at the first bytes), `http` or `tcp`.
     pub protocol: String,
     /// `least_request`, `round_robin` or `hash`.
     pub strategy: String,
     /// With `hash`: `client_ip`, `header:<name>` or `cookie:<name>`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub hash_on: Option<String>,
     /// Extra attempts for a request that failed safely.
     pub retries: u32,
     /// Whole-request limit.
-    #[serde(serialize_with = "ser_duration")]
+    #[serde(serialize_with = "ser_duration", deserialize_with = "de_duration")]
     pub timeout: Duration,
     /// Connect limit per attempt.
-    #[serde(serialize_with = "ser_duration")]
+    #[serde(serialize_with = "ser_duration", deserialize_with = "de_duration")]
     pub connect_timeout: Duration,
     /// Consecutive failures that eject a replica.
     pub eject_after: u32,
     /// How long a leaving replica may finish what it has in flight.
-    #[serde(serialize_with = "ser_duration")]
+    #[serde(serialize_with = "ser_duration", deserialize_with = "de_duration")]
     pub drain_timeout: Duration,
 }
 
@@ -261,20 +263,20 @@ impl Default for Lb {
 }
 
 /// `build:`.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Build {
     /// The build context, an absolute path (or a URL).
     pub context: String,
     /// The Dockerfile, relative to the context.
     pub dockerfile: String,
     /// Build arguments.
-    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    #[serde(skip_serializing_if = "IndexMap::is_empty", default)]
     pub args: IndexMap<String, String>,
     /// Stage to build.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub target: Option<String>,
     /// Labels on the image.
-    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    #[serde(skip_serializing_if = "IndexMap::is_empty", default)]
     pub labels: IndexMap<String, String>,
     /// Other build keys, as written.
     #[serde(flatten)]
@@ -282,15 +284,15 @@ pub struct Build {
 }
 
 /// A published port.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Port {
     /// Port inside the container.
     pub target: u16,
     /// Host port, or range `a-b`; `None` lets the system choose.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub published: Option<String>,
     /// Host address to listen on; empty for every address.
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(skip_serializing_if = "String::is_empty", default)]
     pub host_ip: String,
     /// `tcp` or `udp`.
     pub protocol: String,
@@ -315,18 +317,18 @@ impl Port {
 }
 
 /// A service's membership of a network.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ServiceNetwork {
     /// Extra names for the service on this network.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub aliases: Vec<String>,
     /// Fixed IPv4 address.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub ipv4_address: Option<String>,
 }
 
 /// What a mount is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MountKind {
     /// A named (or anonymous) volume.
@@ -338,24 +340,24 @@ pub enum MountKind {
 }
 
 /// One entry of `volumes:` in a service.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mount {
     /// Volume, bind or tmpfs.
     #[serde(rename = "type")]
     pub kind: MountKind,
     /// Volume name (the key under top-level `volumes`) or absolute host path; `None`
     /// for anonymous volumes and tmpfs.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub source: Option<String>,
     /// Path in the container.
     pub target: String,
     /// Mounted read-only.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub read_only: bool,
 }
 
 /// One entry of `depends_on`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dependency {
     /// When the dependency counts as ready.
     pub condition: Condition,
@@ -366,7 +368,7 @@ pub struct Dependency {
 }
 
 /// `depends_on.<svc>.condition`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Condition {
     /// The dependency's containers are running.
@@ -378,34 +380,42 @@ pub enum Condition {
 }
 
 /// `healthcheck:`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Healthcheck {
     /// `["CMD", ...]`, `["CMD-SHELL", "..."]` or `["NONE"]`.
     pub test: Vec<String>,
     /// Time between checks.
     #[serde(
         serialize_with = "ser_opt_duration",
+        deserialize_with = "de_opt_duration",
+        default,
         skip_serializing_if = "Option::is_none"
     )]
     pub interval: Option<Duration>,
     /// Time one check may take.
     #[serde(
         serialize_with = "ser_opt_duration",
+        deserialize_with = "de_opt_duration",
+        default,
         skip_serializing_if = "Option::is_none"
     )]
     pub timeout: Option<Duration>,
     /// Consecutive failures that make the container unhealthy.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub retries: Option<u32>,
     /// Grace period at start during which failures do not count.
     #[serde(
         serialize_with = "ser_opt_duration",
+        deserialize_with = "de_opt_duration",
+        default,
         skip_serializing_if = "Option::is_none"
     )]
     pub start_period: Option<Duration>,
     /// Time between checks during the start period.
     #[serde(
         serialize_with = "ser_opt_duration",
+        deserialize_with = "de_opt_duration",
+        default,
         skip_serializing_if = "Option::is_none"
     )]
     pub start_interval: Option<Duration>,
@@ -431,6 +441,22 @@ pub enum Restart {
     UnlessStopped,
 }
 
+impl<'de> Deserialize<'de> for Restart {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Restart, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(match s.as_str() {
+            "no" => Restart::No,
+            "always" => Restart::Always,
+            "unless-stopped" => Restart::UnlessStopped,
+            "on-failure" => Restart::OnFailure(None),
+            other => match other.strip_prefix("on-failure:").map(str::parse) {
+                Some(Ok(n)) => Restart::OnFailure(Some(n)),
+                _ => return Err(serde::de::Error::custom(format!("unknown restart `{s}`"))),
+            },
+        })
+    }
+}
+
 impl Serialize for Restart {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -444,21 +470,21 @@ impl Serialize for Restart {
 }
 
 /// `deploy:`.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Deploy {
     /// Replicas to run (`deploy.replicas` or `scale`), 1 when unset.
     pub replicas: u32,
     /// Resource limits.
-    #[serde(skip_serializing_if = "Resources::is_empty")]
+    #[serde(skip_serializing_if = "Resources::is_empty", default)]
     pub resources: Resources,
     /// `deploy.restart_policy`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub restart_policy: Option<RestartPolicy>,
     /// `deploy.update_config`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub update_config: Option<UpdateConfig>,
     /// `deploy.rollback_config`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub rollback_config: Option<UpdateConfig>,
     /// Other deploy keys (`mode`, `placement`, `labels`, ...), as written.
     #[serde(flatten)]
@@ -466,13 +492,13 @@ pub struct Deploy {
 }
 
 /// `deploy.resources`.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Resources {
     /// Hard limits.
-    #[serde(skip_serializing_if = "Limits::is_empty")]
+    #[serde(skip_serializing_if = "Limits::is_empty", default)]
     pub limits: Limits,
     /// Reservations.
-    #[serde(skip_serializing_if = "Limits::is_empty")]
+    #[serde(skip_serializing_if = "Limits::is_empty", default)]
     pub reservations: Limits,
 }
 
@@ -483,16 +509,16 @@ impl Resources {
 }
 
 /// CPU, memory and process limits.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Limits {
     /// CPUs, fractional.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub cpus: Option<f64>,
     /// Memory in bytes.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub memory: Option<u64>,
     /// Maximum number of processes.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub pids: Option<i64>,
 }
 
@@ -503,54 +529,90 @@ impl Limits {
 }
 
 /// `deploy.restart_policy`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RestartPolicy {
     /// `none`, `on-failure` or `any`.
     pub condition: String,
     /// Wait between restarts.
     #[serde(
         serialize_with = "ser_opt_duration",
+        deserialize_with = "de_opt_duration",
+        default,
         skip_serializing_if = "Option::is_none"
     )]
     pub delay: Option<Duration>,
     /// Give up after this many attempts.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub max_attempts: Option<u32>,
     /// Window in which a restart is judged successful.
     #[serde(
         serialize_with = "ser_opt_duration",
+        deserialize_with = "de_opt_duration",
+        default,
         skip_serializing_if = "Option::is_none"
     )]
     pub window: Option<Duration>,
 }
 
-/// `deploy.update_config` and `deploy.rollback_config`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// `deploy.update_config` and `deploy.rollback_config`, as written: what is unset is
+/// left to the control plane, whose defaults depend on the service (see
+/// `shoal_engine::rollout`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdateConfig {
-    /// Replicas replaced at once.
-    pub parallelism: u32,
+    /// Replicas replaced at once; 0 means all at once.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub parallelism: Option<u32>,
     /// Wait between batches.
     #[serde(
         serialize_with = "ser_opt_duration",
+        deserialize_with = "de_opt_duration",
+        default,
         skip_serializing_if = "Option::is_none"
     )]
     pub delay: Option<Duration>,
-    /// `continue`, `rollback` or `pause`.
-    pub failure_action: String,
-    /// How long to watch a new replica for failure.
+    /// What a failed update does.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub failure_action: Option<FailureAction>,
+    /// How long to watch a new replica for failure once it is ready.
     #[serde(
         serialize_with = "ser_opt_duration",
+        deserialize_with = "de_opt_duration",
+        default,
         skip_serializing_if = "Option::is_none"
     )]
     pub monitor: Option<Duration>,
-    /// Failure ratio tolerated during the update.
-    pub max_failure_ratio: f64,
-    /// `stop-first` or `start-first`.
-    pub order: String,
+    /// Share of the updated replicas that may fail before the failure action (0 to 1).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub max_failure_ratio: Option<f64>,
+    /// Whether a new replica starts before its old one stops.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub order: Option<Order>,
+}
+
+/// `update_config.failure_action`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureAction {
+    /// Go on with the next replicas.
+    Continue,
+    /// Go back to the previous revision.
+    Rollback,
+    /// Stop where it is until resumed.
+    Pause,
+}
+
+/// `update_config.order`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Order {
+    /// The old replica stops before its successor starts.
+    StopFirst,
+    /// The successor is ready before the old replica stops.
+    StartFirst,
 }
 
 /// A service's use of a secret or config.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileRef {
     /// Name under top-level `secrets`/`configs`.
     pub source: String,
@@ -559,21 +621,21 @@ pub struct FileRef {
 }
 
 /// A top-level network.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Network {
     /// Engine-side name (`<project>_<key>` unless `name:` or external).
     pub name: String,
     /// Managed outside the project: used, never created or removed.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub external: bool,
     /// Driver, `bridge` when unset.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub driver: Option<String>,
     /// No outside access.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub internal: bool,
     /// Labels.
-    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    #[serde(skip_serializing_if = "IndexMap::is_empty", default)]
     pub labels: IndexMap<String, String>,
     /// Other keys (`ipam`, `driver_opts`, ...), as written.
     #[serde(flatten)]
@@ -581,40 +643,40 @@ pub struct Network {
 }
 
 /// A top-level volume.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Volume {
     /// Engine-side name (`<project>_<key>` unless `name:` or external).
     pub name: String,
     /// Managed outside the project: used, never created or removed.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub external: bool,
     /// Driver, `local` when unset.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub driver: Option<String>,
     /// Driver options.
-    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    #[serde(skip_serializing_if = "IndexMap::is_empty", default)]
     pub driver_opts: IndexMap<String, String>,
     /// Labels.
-    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    #[serde(skip_serializing_if = "IndexMap::is_empty", default)]
     pub labels: IndexMap<String, String>,
 }
 
 /// A top-level secret or config.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct FileObject {
     /// Name.
     pub name: String,
     /// Absolute path of the file holding it.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub file: Option<String>,
     /// Content given inline (configs only).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub content: Option<String>,
     /// Environment variable holding it.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub environment: Option<String>,
     /// Managed outside the project.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub external: bool,
 }
 
@@ -642,6 +704,20 @@ fn ser_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format_duration(*d))
 }
 
+fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    crate::syntax::duration(&s).map_err(serde::de::Error::custom)
+}
+
+fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    match Option::<String>::deserialize(d)? {
+        Some(s) => crate::syntax::duration(&s)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+        None => Ok(None),
+    }
+}
+
 fn ser_opt_duration<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
     match d {
         Some(d) => s.serialize_str(&format_duration(*d)),
@@ -667,12 +743,18 @@ impl Service {
     }
 
     /// A hash of everything that shapes this service's containers. Replicas made from
-    /// another hash are out of date. The replica count is left out: scaling does not
-    /// recreate anything.
+    /// another hash are out of date. What only the control plane reads is left out
+    /// (the replica count, restart and update policies, `x-shoal`): changing it
+    /// replaces no replica.
     pub fn config_hash(&self) -> String {
         use sha2::{Digest, Sha256};
         let mut copy = self.clone();
         copy.deploy.replicas = 0;
+        copy.deploy.update_config = None;
+        copy.deploy.rollback_config = None;
+        copy.deploy.restart_policy = None;
+        copy.restart = None;
+        copy.x_shoal = XShoal::default();
         let json = serde_json::to_vec(&(&copy.name, &copy)).expect("the model always serializes");
         let digest = Sha256::digest(&json);
         digest[..12].iter().map(|b| format!("{b:02x}")).collect()

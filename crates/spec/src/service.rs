@@ -1116,23 +1116,26 @@ impl Cx<'_> {
 
     fn update_config(&mut self, node: &Node, path: &str) -> Option<UpdateConfig> {
         let fields = self.fields(node, path, UPDATE_KEYS)?;
-        let mut uc = UpdateConfig {
-            parallelism: 1,
-            delay: None,
-            failure_action: "pause".into(),
-            monitor: None,
-            max_failure_ratio: 0.0,
-            order: "stop-first".into(),
-        };
+        let mut uc = UpdateConfig::default();
         for (k, v) in fields {
             let p = join(path, &k.name);
             match k.name.as_str() {
-                "parallelism" => uc.parallelism = self.int(v, &p, 0, 10_000).unwrap_or(1) as u32,
+                "parallelism" => uc.parallelism = self.int(v, &p, 0, 10_000).map(|n| n as u32),
                 "delay" => uc.delay = self.duration(v, &p),
                 "monitor" => uc.monitor = self.duration(v, &p),
-                "max_failure_ratio" => uc.max_failure_ratio = self.float(v, &p).unwrap_or(0.0),
+                "max_failure_ratio" => match self.float(v, &p) {
+                    Some(r) if r > 1.0 => self.error_hint(
+                        v,
+                        &p,
+                        format!("{r} is not a ratio"),
+                        "use a number from 0 to 1 (0.2 lets one replica in five fail)",
+                    ),
+                    r => uc.max_failure_ratio = r,
+                },
                 "failure_action" => match self.string(v, &p).as_deref() {
-                    Some(a @ ("continue" | "rollback" | "pause")) => uc.failure_action = a.into(),
+                    Some("continue") => uc.failure_action = Some(FailureAction::Continue),
+                    Some("rollback") => uc.failure_action = Some(FailureAction::Rollback),
+                    Some("pause") => uc.failure_action = Some(FailureAction::Pause),
                     Some(other) => self.error_hint(
                         v,
                         &p,
@@ -1142,7 +1145,8 @@ impl Cx<'_> {
                     None => {}
                 },
                 "order" => match self.string(v, &p).as_deref() {
-                    Some(o @ ("stop-first" | "start-first")) => uc.order = o.into(),
+                    Some("stop-first") => uc.order = Some(Order::StopFirst),
+                    Some("start-first") => uc.order = Some(Order::StartFirst),
                     Some(other) => self.error_hint(
                         v,
                         &p,

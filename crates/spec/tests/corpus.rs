@@ -1,5 +1,6 @@
 //! Every Compose file of the shared awesome-compose corpus loads, validates and
-//! normalizes; the YAML that `shoal config` prints reads back as the same project.
+//! normalizes; the YAML that `shoal config` prints reads back as the same project, and
+//! so does its JSON, into the model.
 
 use std::path::{Path, PathBuf};
 
@@ -63,6 +64,28 @@ fn every_awesome_compose_file_loads() {
             "{}: config output does not read back the same",
             file.display()
         );
+
+        // The JSON reads back into the model unchanged: the control plane keeps
+        // revisions this way, and their hashes must survive the trip.
+        let json = serde_json::to_string(p).unwrap();
+        let back: shoal_spec::Project = serde_json::from_str(&json)
+            .unwrap_or_else(|e| panic!("{}: JSON does not read back: {e}", file.display()));
+        assert_eq!(
+            serde_json::to_string(&back).unwrap(),
+            json,
+            "{}",
+            file.display()
+        );
+        for (name, svc) in &p.services {
+            let mut svc2 = back.services[name].clone();
+            svc2.name = name.clone();
+            assert_eq!(
+                svc2.config_hash(),
+                svc.config_hash(),
+                "{}: {name}",
+                file.display()
+            );
+        }
         seen += 1;
     }
     assert!(seen >= 39, "only {seen} corpus files found");

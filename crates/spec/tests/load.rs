@@ -345,7 +345,7 @@ volumes:
     assert_eq!(web.deploy.resources.limits.memory, Some(256 << 20));
     assert_eq!(
         web.deploy.update_config.as_ref().unwrap().order,
-        "start-first"
+        Some(shoal_spec::Order::StartFirst)
     );
     assert_eq!(web.other["cap_add"], serde_json::json!(["NET_ADMIN"]));
     assert!(p.services["db"].healthcheck.as_ref().unwrap().disabled());
@@ -441,4 +441,53 @@ fn x_shoal_autoscale_is_typed_and_checked() {
         e.message.contains("expected a number") || e.message.contains("above zero"),
         "{e}"
     );
+}
+
+#[test]
+fn update_config_mistakes_point_at_the_value() {
+    let case = |uc: &str| {
+        one_error(&format!(
+            "services:\n  web:\n    image: x\n    deploy:\n      update_config:\n        {uc}\n"
+        ))
+    };
+    let e = case("order: start_first");
+    assert_eq!(at(&e), (6, 16));
+    assert_eq!(e.path, "services.web.deploy.update_config.order");
+    assert_eq!(e.message, "unknown order `start_first`");
+    assert_eq!(e.hint.as_deref(), Some("use stop-first or start-first"));
+
+    let e = case("failure_action: rollbak");
+    assert_eq!(e.message, "unknown failure_action `rollbak`");
+
+    let e = case("parallelism: -1");
+    assert_eq!(e.path, "services.web.deploy.update_config.parallelism");
+    assert_eq!(e.message, "-1 is out of range 0..=10000");
+
+    let e = case("monitor: 5x");
+    assert_eq!(e.path, "services.web.deploy.update_config.monitor");
+    assert!(e.message.contains("5x"), "{}", e.message);
+
+    let e = case("max_failure_ratio: 1.5");
+    assert_eq!(e.message, "1.5 is not a ratio");
+}
+
+#[test]
+fn update_config_keeps_what_is_unset_unset() {
+    let loaded = ok(&[(
+        "compose.yaml",
+        "services:\n  web:\n    image: x\n    deploy:\n      update_config: {parallelism: 2, monitor: 10s}\n      rollback_config: {order: stop-first, failure_action: pause}\n",
+    )]);
+    let d = &loaded.project.services["web"].deploy;
+    let uc = d.update_config.as_ref().unwrap();
+    assert_eq!(uc.parallelism, Some(2));
+    assert_eq!(uc.monitor, Some(std::time::Duration::from_secs(10)));
+    assert_eq!(uc.order, None);
+    assert_eq!(uc.failure_action, None);
+    let rc = d.rollback_config.as_ref().unwrap();
+    assert_eq!(rc.order, Some(shoal_spec::Order::StopFirst));
+    assert_eq!(rc.failure_action, Some(shoal_spec::FailureAction::Pause));
+    // And the model reads back from its JSON as it was (revisions are kept so).
+    let json = serde_json::to_string(&loaded.project).unwrap();
+    let back: shoal_spec::Project = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.services["web"].deploy.update_config, d.update_config);
 }
