@@ -13,7 +13,8 @@ use bollard::models::{
 use bollard::query_parameters::{
     BuildImageOptions, CreateContainerOptions, CreateImageOptions, EventsOptions,
     KillContainerOptions, ListContainersOptions, ListNetworksOptions, ListVolumesOptions,
-    LogsOptions, RemoveContainerOptions, RemoveImageOptions, StatsOptions, StopContainerOptions,
+    LogsOptions, RemoveContainerOptions, RemoveImageOptions, RenameContainerOptions, StatsOptions,
+    StopContainerOptions,
 };
 use futures_util::stream::{BoxStream, StreamExt};
 use shoal_spec::MountKind;
@@ -121,6 +122,12 @@ impl Runtime for Docker {
         Ok(self
             .found("inspect image", self.client.inspect_image(image).await)?
             .is_some())
+    }
+
+    async fn image_id(&self, image: &str) -> Result<Option<String>> {
+        Ok(self
+            .found("inspect image", self.client.inspect_image(image).await)?
+            .and_then(|i| i.id))
     }
 
     async fn pull(&self, image: &str) -> Result<()> {
@@ -352,6 +359,16 @@ impl Runtime for Docker {
             .kill_container(id, Some(opts))
             .await
             .map_err(self.engine(format!("kill {id}")))
+    }
+
+    async fn rename(&self, id: &str, name: &str) -> Result<()> {
+        let opts = RenameContainerOptions {
+            name: name.to_string(),
+        };
+        self.client
+            .rename_container(id, opts)
+            .await
+            .map_err(self.engine(format!("rename {id} to {name}")))
     }
 
     async fn remove(&self, id: &str) -> Result<()> {

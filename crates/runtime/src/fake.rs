@@ -2,7 +2,7 @@
 //! volumes and images are entries in maps, and tests drive what the engine would do on
 //! its own (a container exiting, a health status changing) through its methods.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -21,7 +21,8 @@ struct World {
     containers: HashMap<String, (ContainerSpec, ContainerInfo)>,
     networks: HashMap<String, NetworkSpec>,
     volumes: HashMap<String, VolumeSpec>,
-    images: HashSet<String>,
+    /// Image ids by name.
+    images: HashMap<String, String>,
     /// CPU time used, by container id.
     cpu: HashMap<String, Duration>,
     /// Every call that changed something, in order: `create web-1`, `start <id>`...
@@ -55,9 +56,13 @@ impl Fake {
             .expect("no test panics while holding the lock")
     }
 
-    /// Makes an image present, as a pull would.
+    /// Makes an image present, as a pull would; again, as a rebuild would (it gets a
+    /// new id).
     pub fn add_image(&self, image: &str) {
-        self.world().images.insert(image.to_string());
+        let mut w = self.world();
+        w.next_id += 1;
+        let id = format!("sha256:{:04}", w.next_id);
+        w.images.insert(image.to_string(), id);
     }
 
     /// The mutating calls made so far.
@@ -120,7 +125,11 @@ impl Runtime for Fake {
     }
 
     async fn has_image(&self, image: &str) -> Result<bool> {
-        Ok(self.world().images.contains(image))
+        Ok(self.world().images.contains_key(image))
+    }
+
+    async fn image_id(&self, image: &str) -> Result<Option<String>> {
+        Ok(self.world().images.get(image).cloned())
     }
 
     async fn pull(&self, image: &str) -> Result<()> {
@@ -136,8 +145,8 @@ impl Runtime for Fake {
         progress: &mut (dyn for<'l> FnMut(&'l str) + Send),
     ) -> Result<()> {
         progress(&format!("Successfully tagged {}", spec.image));
+        self.add_image(&spec.image);
         let mut w = self.world();
-        w.images.insert(spec.image.clone());
         w.calls.push(format!("build {}", spec.image));
         Ok(())
     }
@@ -211,7 +220,7 @@ impl Runtime for Fake {
 
     async fn create(&self, spec: &ContainerSpec) -> Result<String> {
         let mut w = self.world();
-        if !w.images.contains(&spec.image) {
+        if !w.images.contains_key(&spec.image) {
             return Err(Error::NotFound(format!("image {}", spec.image)));
         }
         if w.containers.values().any(|(_, i)| i.name == spec.name) {
@@ -286,6 +295,23 @@ impl Runtime for Fake {
 
     async fn kill(&self, id: &str, _signal: &str) -> Result<()> {
         self.exit(id, 137);
+        Ok(())
+    }
+
+    async fn rename(&self, id: &str, name: &str) -> Result<()> {
+        let mut w = self.world();
+        if w.containers.values().any(|(_, i)| i.name == name) {
+            return Err(Error::Engine {
+                action: format!("rename {id} to {name}"),
+                message: "name already in use".into(),
+            });
+        }
+        let Some((spec, info)) = w.containers.get_mut(id) else {
+            return Err(Error::NotFound(format!("container {id}")));
+        };
+        let old = std::mem::replace(&mut info.name, name.to_string());
+        spec.name = name.to_string();
+        w.calls.push(format!("rename {old} {name}"));
         Ok(())
     }
 

@@ -32,6 +32,8 @@ pub const LABEL_SERVICE: &str = "io.shoal.service";
 pub const LABEL_REPLICA: &str = "io.shoal.replica";
 /// Label with the hash of the service configuration a container was made from.
 pub const LABEL_CONFIG_HASH: &str = "io.shoal.config-hash";
+/// Label with the number of the service revision a container was made from.
+pub const LABEL_REVISION: &str = "io.shoal.revision";
 /// Label with a container's stop grace period in seconds, so that `down` honours it
 /// without the Compose file.
 pub const LABEL_STOP_GRACE: &str = "io.shoal.stop-grace";
@@ -232,6 +234,9 @@ pub trait Runtime: Send + Sync + 'static {
         spec: &BuildSpec,
         progress: &mut (dyn for<'l> FnMut(&'l str) + Send),
     ) -> Result<()>;
+    /// The id of `image` as the engine has it now (it changes when the image is
+    /// rebuilt under the same name); `None` when the engine does not have it.
+    async fn image_id(&self, image: &str) -> Result<Option<String>>;
     /// Removes an image.
     async fn remove_image(&self, image: &str) -> Result<()>;
     /// Creates the network unless it exists.
@@ -258,6 +263,8 @@ pub trait Runtime: Send + Sync + 'static {
     async fn stop(&self, id: &str, grace: Duration) -> Result<()>;
     /// Sends a signal.
     async fn kill(&self, id: &str, signal: &str) -> Result<()>;
+    /// Gives a container another name (running or not).
+    async fn rename(&self, id: &str, name: &str) -> Result<()>;
     /// Removes a stopped container (and its anonymous volumes).
     async fn remove(&self, id: &str) -> Result<()>;
     /// Every container of the project, running or not.
