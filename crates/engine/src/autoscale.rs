@@ -13,8 +13,8 @@ use shoal_scale::{Config, Policy, Sample};
 use shoal_spec::{Project, Service};
 
 use crate::clock::Clock;
-use crate::control::ready;
-use crate::reconcile::desired_count;
+use crate::desired::desired_count;
+use crate::health::ready;
 use crate::routes::Routes;
 
 /// A service's autoscaler, and what it last read from the counters.

@@ -8,16 +8,18 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use shoal_runtime::{ContainerInfo, Health, Runtime, State};
+use shoal_runtime::{Runtime, State};
 use shoal_spec::Project;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 use crate::autoscale::Scaler;
 use crate::clock::{Clock, SystemClock};
+use crate::desired::desired_count;
 use crate::desired::Desired;
+use crate::health::ready;
 use crate::order::start_order;
 use crate::probe::Probes;
-use crate::reconcile::{desired_count, Reconciler};
+use crate::reconcile::Reconciler;
 use crate::routes::Routes;
 use crate::Error;
 
@@ -365,9 +367,4 @@ impl ControlPlane {
         }
         Ok(())
     }
-}
-
-/// A replica that may take traffic: running, and healthy if it has a healthcheck.
-pub fn ready(c: &ContainerInfo) -> bool {
-    c.state == State::Running && matches!(c.health, None | Some(Health::Healthy))
 }

@@ -1,9 +1,12 @@
-//! Replica counts set with `shoal scale`, kept in the state directory so that they
+//! Replica counts: the one a service should run ([`desired_count`]), and those set with
+//! `shoal scale` or the autoscaler, kept in the state directory so that they
 //! survive a control-plane restart. Written atomically: a temporary file renamed over
 //! the old one.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+use shoal_spec::Service;
 
 /// Counts set by hand, by service.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -32,6 +35,19 @@ impl Desired {
         let tmp = self.path.with_extension("json.tmp");
         std::fs::write(&tmp, serde_json::to_vec_pretty(&self.counts)?)?;
         std::fs::rename(&tmp, &self.path)
+    }
+}
+
+/// The replica count a service should run: a `shoal scale` override, else the file's.
+pub fn desired_count(svc: &Service, overrides: &BTreeMap<String, u32>) -> u32 {
+    let n = overrides
+        .get(&svc.name)
+        .copied()
+        .unwrap_or(svc.deploy.replicas);
+    match &svc.x_shoal.autoscale {
+        // An autoscaled service stays within its bounds, whatever was set before.
+        Some(a) => n.clamp(a.min, a.max.max(a.min)),
+        None => n,
     }
 }
 

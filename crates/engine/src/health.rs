@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use shoal_spec::Service;
+use shoal_runtime::{ContainerInfo, Health, State};
 
 /// Where a replica is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,37 +65,6 @@ impl Default for Replica {
             reason: String::new(),
             given_up: false,
         }
-    }
-}
-
-/// The crash-loop backoff of a service: the delay before restart number `n` (1-based)
-/// doubles from `base` up to `cap`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Backoff {
-    /// Delay before the first restart (`deploy.restart_policy.delay`, else 1 s).
-    pub base: Duration,
-    /// Longest delay.
-    pub cap: Duration,
-    /// A replica Ready this long has its restart count reset
-    /// (`deploy.restart_policy.window`, else 60 s).
-    pub reset_after: Duration,
-}
-
-impl Backoff {
-    /// The backoff of `svc`.
-    pub fn of(svc: &Service) -> Backoff {
-        let p = svc.deploy.restart_policy.as_ref();
-        Backoff {
-            base: p.and_then(|p| p.delay).unwrap_or(Duration::from_secs(1)),
-            cap: Duration::from_secs(60),
-            reset_after: p.and_then(|p| p.window).unwrap_or(Duration::from_secs(60)),
-        }
-    }
-
-    /// The delay before restart number `n` (1-based).
-    pub fn delay(&self, n: u32) -> Duration {
-        let factor = 1u32 << n.saturating_sub(1).min(16);
-        self.base.saturating_mul(factor).min(self.cap)
     }
 }
 
@@ -174,6 +143,11 @@ impl Book {
     }
 }
 
+/// A replica that may take traffic: running, and healthy if it has a healthcheck.
+pub fn ready(c: &ContainerInfo) -> bool {
+    c.state == State::Running && matches!(c.health, None | Some(Health::Healthy))
+}
+
 fn phase_name(p: Phase) -> &'static str {
     match p {
         Phase::Starting => "starting",
@@ -188,17 +162,6 @@ fn phase_name(p: Phase) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_and_caps() {
-        let b = Backoff {
-            base: Duration::from_secs(1),
-            cap: Duration::from_secs(60),
-            reset_after: Duration::from_secs(60),
-        };
-        let delays: Vec<u64> = (1..=8).map(|n| b.delay(n).as_secs()).collect();
-        assert_eq!(delays, [1, 2, 4, 8, 16, 32, 60, 60]);
-    }
 
     #[test]
     fn transitions_are_events_once() {

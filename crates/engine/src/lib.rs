@@ -6,7 +6,8 @@
 //! - [`autoscale`]: the autoscaler's step: metrics from the balancer into the policy.
 //! - [`reconcile`]: one level-triggered pass: infrastructure, then services in
 //!   dependency order, replicas created, recreated, restarted or removed.
-//! - [`health`]: each replica's phase, restarts and crash-loop backoff; events.
+//! - [`health`]: each replica's phase and restart count; events.
+//! - [`restart`]: the restart policy and its crash-loop backoff.
 //! - [`clock`]: time behind a seam, faked in tests.
 //! - [`order`]: dependency order.
 //! - [`probe`]: the control plane's own health probes (`x-shoal.health`).
@@ -26,6 +27,7 @@ pub mod health;
 pub mod order;
 pub mod probe;
 pub mod reconcile;
+pub mod restart;
 pub mod routes;
 
 pub use control::{Command, ControlPlane, Handle, Status};

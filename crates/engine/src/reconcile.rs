@@ -11,29 +11,18 @@ use shoal_runtime::{
     project_labels, ContainerInfo, ContainerSpec, Error, Health, NetworkSpec, Runtime, State,
     VolumeSpec, LABEL_KEY,
 };
-use shoal_spec::{Condition, Project, Restart, Service};
+use shoal_spec::{Condition, Project, Service};
 
 use crate::clock::{Clock, SystemClock};
-use crate::health::{Backoff, Book, Phase};
+use crate::desired::desired_count;
+use crate::health::{Book, Phase};
 use crate::order::start_order;
 use crate::probe::Probes;
+use crate::restart::{should_restart, Backoff};
 use crate::routes::Routes;
 
 /// Containers a scale-out starts (or a scale-in stops) at once.
 const PARALLEL_STARTS: usize = 8;
-
-/// The replica count a service should run: a `shoal scale` override, else the file's.
-pub fn desired_count(svc: &Service, overrides: &BTreeMap<String, u32>) -> u32 {
-    let n = overrides
-        .get(&svc.name)
-        .copied()
-        .unwrap_or(svc.deploy.replicas);
-    match &svc.x_shoal.autoscale {
-        // An autoscaled service stays within its bounds, whatever was set before.
-        Some(a) => n.clamp(a.min, a.max.max(a.min)),
-        None => n,
-    }
-}
 
 /// What a pass saw and did.
 #[derive(Clone, Debug, Default)]
@@ -292,7 +281,7 @@ impl Reconciler {
             let mine = observed.iter().filter(|c| c.service == svc.name);
             let done = mine
                 .filter(|c| {
-                    crate::control::ready(c) || (c.state == State::Exited && c.exit_code == Some(0))
+                    crate::health::ready(c) || (c.state == State::Exited && c.exit_code == Some(0))
                 })
                 .count();
             if done < want {
@@ -728,22 +717,4 @@ async fn start_all(rt: &dyn Runtime, specs: &[ContainerSpec]) -> Vec<(String, Er
         .filter_map(|r| async move { r.err() })
         .collect()
         .await
-}
-
-/// Whether an exited replica is started again, under `deploy.restart_policy` when the
-/// service sets it, else under `restart:`.
-pub fn should_restart(svc: &Service, exit_code: i64, attempts: u32) -> bool {
-    if let Some(p) = &svc.deploy.restart_policy {
-        let wanted = match p.condition.as_str() {
-            "none" => false,
-            "on-failure" => exit_code != 0,
-            _ => true,
-        };
-        return wanted && p.max_attempts.is_none_or(|max| attempts < max);
-    }
-    match svc.restart.as_ref().unwrap_or(&Restart::No) {
-        Restart::No => false,
-        Restart::Always | Restart::UnlessStopped => true,
-        Restart::OnFailure(max) => exit_code != 0 && max.is_none_or(|m| attempts < m),
-    }
 }

@@ -12,7 +12,7 @@ use shoal_spec::{Lb, Project, Service};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::control::ready;
+use crate::health::ready;
 use crate::Error;
 
 /// One published port.

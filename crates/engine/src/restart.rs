@@ -1,0 +1,71 @@
+//! The restart policy: whether a replica that failed is started again, and after how
+//! long (the crash-loop backoff).
+
+use std::time::Duration;
+
+use shoal_spec::{Restart, Service};
+
+/// The crash-loop backoff of a service: the delay before restart number `n` (1-based)
+/// doubles from `base` up to `cap`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backoff {
+    /// Delay before the first restart (`deploy.restart_policy.delay`, else 1 s).
+    pub base: Duration,
+    /// Longest delay.
+    pub cap: Duration,
+    /// A replica Ready this long has its restart count reset
+    /// (`deploy.restart_policy.window`, else 60 s).
+    pub reset_after: Duration,
+}
+
+impl Backoff {
+    /// The backoff of `svc`.
+    pub fn of(svc: &Service) -> Backoff {
+        let p = svc.deploy.restart_policy.as_ref();
+        Backoff {
+            base: p.and_then(|p| p.delay).unwrap_or(Duration::from_secs(1)),
+            cap: Duration::from_secs(60),
+            reset_after: p.and_then(|p| p.window).unwrap_or(Duration::from_secs(60)),
+        }
+    }
+
+    /// The delay before restart number `n` (1-based).
+    pub fn delay(&self, n: u32) -> Duration {
+        let factor = 1u32 << n.saturating_sub(1).min(16);
+        self.base.saturating_mul(factor).min(self.cap)
+    }
+}
+
+/// Whether an exited replica is started again, under `deploy.restart_policy` when the
+/// service sets it, else under `restart:`.
+pub fn should_restart(svc: &Service, exit_code: i64, attempts: u32) -> bool {
+    if let Some(p) = &svc.deploy.restart_policy {
+        let wanted = match p.condition.as_str() {
+            "none" => false,
+            "on-failure" => exit_code != 0,
+            _ => true,
+        };
+        return wanted && p.max_attempts.is_none_or(|max| attempts < max);
+    }
+    match svc.restart.as_ref().unwrap_or(&Restart::No) {
+        Restart::No => false,
+        Restart::Always | Restart::UnlessStopped => true,
+        Restart::OnFailure(max) => exit_code != 0 && max.is_none_or(|m| attempts < m),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let b = Backoff {
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(60),
+            reset_after: Duration::from_secs(60),
+        };
+        let delays: Vec<u64> = (1..=8).map(|n| b.delay(n).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 32, 60, 60]);
+    }
+}
