@@ -8,6 +8,9 @@
 //!   dependency order, replicas created, recreated, restarted or removed.
 //! - [`health`]: each replica's phase and restart count; events.
 //! - [`restart`]: the restart policy and its crash-loop backoff.
+//! - [`revision`]: every applied configuration of a service, kept in the state
+//!   directory with its last rollout.
+//! - [`rollout`]: rolling updates as a state machine: slots in, actions out.
 //! - [`clock`]: time behind a seam, faked in tests.
 //! - [`order`]: dependency order.
 //! - [`probe`]: the control plane's own health probes (`x-shoal.health`).
@@ -28,6 +31,8 @@ pub mod order;
 pub mod probe;
 pub mod reconcile;
 pub mod restart;
+pub mod revision;
+pub mod rollout;
 pub mod routes;
 
 pub use control::{Command, ControlPlane, Handle, Status};

@@ -726,6 +726,19 @@ fn ser_opt_duration<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, 
 }
 
 impl Service {
+    /// The hash of a revision of this service: its [`Service::config_hash`] and the
+    /// id of the image it runs, so that an image rebuilt under the same name is a new
+    /// revision too.
+    pub fn revision_hash(&self, image_id: Option<&str>) -> String {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(format!(
+            "{}\n{}",
+            self.config_hash(),
+            image_id.unwrap_or("")
+        ));
+        digest[..12].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// The port `x-shoal.health` probes: its own `port`, else the first published
     /// port's target, else the first exposed port.
     pub fn probe_port(&self) -> Option<u16> {
