@@ -45,6 +45,16 @@ pub fn policy_config(svc: &Service) -> Option<Config> {
     Some(c)
 }
 
+/// A fresh autoscaler for `svc`, if it is autoscaled.
+fn entry(svc: &Service, now: Duration) -> Option<Entry> {
+    let config = policy_config(svc)?;
+    let kind = svc.x_shoal.autoscale.as_ref()?.policy.as_str();
+    Some(Entry {
+        policy: shoal_scale::build(kind, config, now),
+        last: None,
+    })
+}
+
 impl Scaler {
     /// Autoscalers for the services of `project` that have `x-shoal.autoscale`.
     pub fn new(
@@ -57,17 +67,7 @@ impl Scaler {
         let entries = project
             .services
             .values()
-            .filter_map(|s| {
-                let config = policy_config(s)?;
-                let kind = s.x_shoal.autoscale.as_ref()?.policy.as_str();
-                Some((
-                    s.name.clone(),
-                    Entry {
-                        policy: shoal_scale::build(kind, config, now),
-                        last: None,
-                    },
-                ))
-            })
+            .filter_map(|s| Some((s.name.clone(), entry(s, now)?)))
             .collect();
         Scaler {
             rt,
@@ -77,6 +77,28 @@ impl Scaler {
             entries,
             cpu: HashMap::new(),
         }
+    }
+
+    /// Takes a new version of the project: a service whose `x-shoal.autoscale`
+    /// changed starts its policy afresh, the others keep their history.
+    pub fn set_project(&mut self, project: Arc<Project>) {
+        let now = self.clock.now();
+        for svc in project.services.values() {
+            let before = self
+                .project
+                .services
+                .get(&svc.name)
+                .and_then(|s| s.x_shoal.autoscale.as_ref());
+            if before != svc.x_shoal.autoscale.as_ref() || !self.entries.contains_key(&svc.name) {
+                match entry(svc, now) {
+                    Some(e) => self.entries.insert(svc.name.clone(), e),
+                    None => self.entries.remove(&svc.name),
+                };
+            }
+        }
+        self.entries
+            .retain(|name, _| project.services.contains_key(name));
+        self.project = project;
     }
 
     /// True when some service is autoscaled.

@@ -20,6 +20,7 @@ use crate::health::ready;
 use crate::order::start_order;
 use crate::probe::Probes;
 use crate::reconcile::Reconciler;
+use crate::revision::Revisions;
 use crate::routes::Routes;
 use crate::Error;
 
@@ -33,6 +34,11 @@ const MIN_GAP: Duration = Duration::from_millis(200);
 pub enum Command {
     /// Set replica counts by hand.
     Scale(BTreeMap<String, u32>, oneshot::Sender<Result<(), String>>),
+    /// Run a new version of the project (`shoal up` while a control plane runs): the
+    /// services whose containers change roll; the reply names them.
+    Apply(Box<Project>, oneshot::Sender<Result<Vec<String>, String>>),
+    /// `shoal rollout undo|pause|resume`.
+    Rollout(RolloutCommand, oneshot::Sender<Result<String, String>>),
     /// Stop: drain and stop every replica; with `remove`, also remove containers and
     /// networks (and named volumes with `volumes`), as `down` does.
     Shutdown {
@@ -41,6 +47,38 @@ pub enum Command {
         /// Remove named volumes too.
         volumes: bool,
     },
+}
+
+/// A command for a service's rollout.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "action")]
+pub enum RolloutCommand {
+    /// Roll back to `to`, or to the revision before the current one.
+    Undo {
+        /// The service.
+        service: String,
+        /// The revision to go to.
+        to: Option<u32>,
+    },
+    /// Start no new batch.
+    Pause {
+        /// The service.
+        service: String,
+    },
+    /// Go on after a pause.
+    Resume {
+        /// The service.
+        service: String,
+    },
+}
+
+/// A service's revision and its last rollout.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RolloutStatus {
+    /// The revision it should run.
+    pub revision: u32,
+    /// Its last rollout.
+    pub rollout: Option<crate::revision::RolloutRecord>,
 }
 
 /// What the control plane reports of itself (`GET /status`).
@@ -62,6 +100,9 @@ pub struct Status {
     pub replicas: Vec<ReplicaStatus>,
     /// The latest transitions, oldest first.
     pub events: Vec<crate::health::Event>,
+    /// Per service: its revision and last rollout.
+    #[serde(default)]
+    pub rollouts: BTreeMap<String, RolloutStatus>,
 }
 
 /// One replica, as the control plane sees it.
@@ -126,16 +167,23 @@ impl ControlPlane {
         project: Project,
         state_dir: PathBuf,
     ) -> Result<(ControlPlane, Handle), Error> {
-        let project = Arc::new(project);
         let desired = Desired::load(&state_dir).map_err(|e| Error::State(state_dir.clone(), e))?;
+        let revisions =
+            Revisions::load(&state_dir).map_err(|e| Error::State(state_dir.clone(), e))?;
         let (stop_proxies, stop_rx) = watch::channel(false);
         let routes = Arc::new(Routes::bind(&project, stop_rx).await?);
-        let probes = Probes::new(project.clone());
+        let probes = Probes::new(Arc::new(project.clone()));
         let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
-        let reconciler = Reconciler::new(rt.clone(), project.clone())
+        let mut reconciler = Reconciler::new(rt.clone(), Arc::new(project.clone()))
             .with_routes(routes.clone())
             .with_probes(probes.clone())
-            .with_clock(clock.clone());
+            .with_clock(clock.clone())
+            .with_revisions(revisions);
+        // What the last control plane left under way goes on.
+        let images = reconciler.image_ids(&project).await;
+        reconciler.apply(project, &images, "up", true);
+        let project = reconciler.project();
+        probes.set_project(project.clone());
         let scaler = Scaler::new(rt.clone(), project.clone(), routes.clone(), clock);
         reconciler.infrastructure().await?;
         let (status_tx, status_rx) = watch::channel(Status {
@@ -183,12 +231,10 @@ impl ControlPlane {
             })
         };
 
-        let prober = self
-            .probes
-            .any()
-            .then(|| tokio::spawn(self.probes.clone().run()));
+        // Probes run whether or not a service has one now: a new version of the
+        // project may bring some.
+        let prober = Some(tokio::spawn(self.probes.clone().run()));
         let probed = self.probes.changed.clone();
-        let autoscaling = self.scaler.any();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         // A tick missed during a long pass is not made up by a burst of ticks a few
         // milliseconds apart (their rates would be noise).
@@ -196,16 +242,21 @@ impl ControlPlane {
         let mut observed = Vec::new();
         self.reconciler = self.reconciler.with_background_starts(wake.clone());
         let outcome = 'run: loop {
+            let mut next = RESYNC;
             match self.reconciler.pass(&self.desired.counts).await {
                 Ok(pass) => {
                     self.routes.update(&pass.observed);
                     self.report(&pass);
+                    next = pass.next_in.map_or(RESYNC, |n| n.clamp(MIN_GAP, RESYNC));
                     observed = pass.observed;
                 }
                 Err(e) => tracing::warn!(error = %e, "reconcile pass failed; retrying"),
             }
+            // A rollback switches a service to another revision: its probes and
+            // autoscaler follow.
+            self.follow_project();
             tokio::time::sleep(MIN_GAP).await;
-            let resync = tokio::time::sleep(RESYNC);
+            let resync = tokio::time::sleep(next.saturating_sub(MIN_GAP));
             tokio::pin!(resync);
             // Wait for a reason to pass again; autoscaler ticks that change nothing
             // are not one.
@@ -214,7 +265,7 @@ impl ControlPlane {
                     _ = wake.notified() => break,
                     _ = probed.notified() => break,
                     _ = &mut resync => break,
-                    _ = tick.tick(), if autoscaling => {
+                    _ = tick.tick(), if self.scaler.any() => {
                         let changes = self.scaler.tick(&self.desired.counts, &observed).await;
                         if changes.is_empty() {
                             continue;
@@ -225,6 +276,14 @@ impl ControlPlane {
                     cmd = self.commands.recv() => match cmd {
                         Some(Command::Scale(counts, reply)) => {
                             let _ = reply.send(self.scale(counts));
+                            break;
+                        }
+                        Some(Command::Apply(project, reply)) => {
+                            let _ = reply.send(self.apply(*project).await);
+                            break;
+                        }
+                        Some(Command::Rollout(cmd, reply)) => {
+                            let _ = reply.send(self.rollout(cmd));
                             break;
                         }
                         Some(Command::Shutdown { remove, volumes }) => break 'run (remove, volumes),
@@ -240,6 +299,72 @@ impl ControlPlane {
         let (remove, volumes) = outcome;
         self.reconciler.settle().await;
         self.shutdown(remove, volumes).await
+    }
+
+    /// Takes a new version of the project. A change of published ports needs new
+    /// listeners and is refused (nothing is changed).
+    async fn apply(&mut self, project: Project) -> Result<Vec<String>, String> {
+        let (before, after) = (Routes::ports(&self.project), Routes::ports(&project));
+        if before != after {
+            let show = |p: &[(String, String, u16)]| {
+                p.iter()
+                    .map(|(s, a, t)| format!("{s} {a}->{t}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            return Err(format!(
+                "the published ports changed ({} became {}): a running control plane cannot move its listeners yet\n  hint: `shoal down`, then `shoal up`",
+                show(&before),
+                show(&after)
+            ));
+        }
+        let images = self.reconciler.image_ids(&project).await;
+        let rolling = self.reconciler.apply(project, &images, "up", false);
+        self.follow_project();
+        // New networks and volumes, before the pass that needs them.
+        self.reconciler
+            .infrastructure()
+            .await
+            .map_err(|e| e.to_string())?;
+        self.publish_rollouts();
+        for name in &rolling {
+            tracing::info!(service = %name, "rolling to a new revision");
+        }
+        Ok(rolling)
+    }
+
+    /// `shoal rollout undo|pause|resume`.
+    fn rollout(&mut self, cmd: RolloutCommand) -> Result<String, String> {
+        let r = &mut self.reconciler;
+        let said = match &cmd {
+            RolloutCommand::Undo { service, to } => {
+                let (from, to) = r.undo(service, *to)?;
+                format!("{service} rolling back from revision {from} to {to}")
+            }
+            RolloutCommand::Pause { service } => {
+                r.pause(service)?;
+                format!("{service} rollout paused")
+            }
+            RolloutCommand::Resume { service } => {
+                r.resume(service)?;
+                format!("{service} rollout resumed")
+            }
+        };
+        self.reconciler.record_event("rollout".into(), said.clone());
+        self.follow_project();
+        self.publish_rollouts();
+        Ok(said)
+    }
+
+    /// Hands the project as the reconciler runs it to the probes and the autoscaler
+    /// when it changed (a new version applied, a rollback).
+    fn follow_project(&mut self) {
+        let now = self.reconciler.project();
+        if !Arc::ptr_eq(&now, &self.project) {
+            self.probes.set_project(now.clone());
+            self.scaler.set_project(now.clone());
+            self.project = now;
+        }
     }
 
     /// Applies the autoscaler's counts: saved like `shoal scale`'s, and told.
@@ -327,6 +452,7 @@ impl ControlPlane {
             })
             .collect();
         let events = book.events.iter().rev().take(20).rev().cloned().collect();
+        self.publish_rollouts();
         self.status.send_modify(|s| {
             s.replicas = replicas;
             s.events = events;
@@ -335,6 +461,18 @@ impl ControlPlane {
             s.waiting = pass.waiting.clone();
             s.failures = pass.failures.clone();
         });
+    }
+
+    /// Puts every service's revision and rollout into the status (at once after an
+    /// apply, so that whoever waits for the rollout sees it).
+    fn publish_rollouts(&self) {
+        let rollouts = self
+            .reconciler
+            .rollout_records()
+            .into_iter()
+            .map(|(name, (revision, rollout))| (name, RolloutStatus { revision, rollout }))
+            .collect();
+        self.status.send_modify(|s| s.rollouts = rollouts);
     }
 
     /// Stops taking connections, then stops replicas dependants first.

@@ -5,7 +5,8 @@
 //! - [`control`]: the main loop, commands (scale, shutdown) and status.
 //! - [`autoscale`]: the autoscaler's step: metrics from the balancer into the policy.
 //! - [`reconcile`]: one level-triggered pass: infrastructure, then services in
-//!   dependency order, replicas created, recreated, restarted or removed.
+//!   dependency order; each replica number a slot, started, restarted, replaced or
+//!   removed, and its rollout carried out (`reconcile/rolling.rs`).
 //! - [`health`]: each replica's phase and restart count; events.
 //! - [`restart`]: the restart policy and its crash-loop backoff.
 //! - [`revision`]: every applied configuration of a service, kept in the state
@@ -17,6 +18,7 @@
 //! - [`desired`]: replica counts set by hand, persisted in the state directory.
 //! - [`down`]: tearing a project down by its labels.
 //! - [`routes`]: the published ports and the replicas behind them; draining.
+//! - [`tasks`]: starts, drains and stops run beside the reconcile passes.
 //!
 //! State lives in the engine (labels); the control plane can be killed at any moment
 //! and, restarted, adopts what runs. It never removes a named volume unless told to.
@@ -34,8 +36,9 @@ pub mod restart;
 pub mod revision;
 pub mod rollout;
 pub mod routes;
+pub mod tasks;
 
-pub use control::{Command, ControlPlane, Handle, Status};
+pub use control::{Command, ControlPlane, Handle, RolloutCommand, RolloutStatus, Status};
 
 /// What stops the control plane.
 #[derive(Debug, thiserror::Error)]

@@ -39,7 +39,7 @@ struct Target {
 
 /// The probes of a project.
 pub struct Probes {
-    project: Arc<Project>,
+    project: Mutex<Arc<Project>>,
     records: Mutex<HashMap<String, Record>>,
     targets: Mutex<Vec<Target>>,
     /// Woken when a probe changes a replica's health.
@@ -50,16 +50,25 @@ impl Probes {
     /// Probes for the services of `project` that have `x-shoal.health`.
     pub fn new(project: Arc<Project>) -> Arc<Probes> {
         Arc::new(Probes {
-            project,
+            project: Mutex::new(project),
             records: Mutex::new(HashMap::new()),
             targets: Mutex::new(Vec::new()),
             changed: Arc::new(Notify::new()),
         })
     }
 
+    /// Takes a new version of the project (its services' probes may have changed).
+    pub fn set_project(&self, project: Arc<Project>) {
+        *self.project.lock().expect("not poisoned") = project;
+    }
+
+    fn project(&self) -> Arc<Project> {
+        self.project.lock().expect("not poisoned").clone()
+    }
+
     /// True when some service is probed.
     pub fn any(&self) -> bool {
-        self.project
+        self.project()
             .services
             .values()
             .any(|s| s.x_shoal.health.is_some())
@@ -68,9 +77,10 @@ impl Probes {
     /// The replicas to probe: the running containers of probed services.
     pub fn set_targets(&self, observed: &[ContainerInfo]) {
         let mut targets = Vec::new();
+        let project = self.project();
         let mut records = self.records.lock().expect("not poisoned");
         for c in observed {
-            let Some(svc) = self.project.services.get(&c.service) else {
+            let Some(svc) = project.services.get(&c.service) else {
                 continue;
             };
             let (Some(probe), Some(port)) = (&svc.x_shoal.health, svc.probe_port()) else {
@@ -80,7 +90,7 @@ impl Probes {
                 .networks
                 .keys()
                 .next()
-                .and_then(|k| self.project.networks.get(k))
+                .and_then(|k| project.networks.get(k))
                 .map(|n| n.name.clone());
             let ip = match &network {
                 Some(n) => c.addresses.get(n),

@@ -1,17 +1,23 @@
 //! One reconcile pass: compare what the project wants with what the engine has, and
 //! act on the difference. Level-triggered: a pass reads everything back from the
 //! engine, so it can run any number of times, after any crash, and converge.
+//!
+//! Each replica number is a slot: its container on the service's target revision
+//! and, while a rollout replaces it, its container on another. A slot with a single
+//! container on the target revision follows the replica's lifecycle here (start,
+//! restart under the policy, replacement when unhealthy); a slot with another
+//! revision in it belongs to the service's rollout (`rolling.rs`). Starting,
+//! draining and stopping run beside the passes ([`crate::tasks`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-
-use futures_util::StreamExt;
+use std::time::Duration;
 
 use shoal_runtime::{
-    project_labels, ContainerInfo, ContainerSpec, Error, Health, NetworkSpec, Runtime, State,
-    VolumeSpec, LABEL_KEY,
+    container::container_name, project_labels, ContainerInfo, ContainerSpec, Error, Health,
+    NetworkSpec, Runtime, State, VolumeSpec, LABEL_CONFIG_HASH, LABEL_KEY, LABEL_REVISION,
 };
-use shoal_spec::{Condition, Project, Service};
+use shoal_spec::{Condition, Order, Project, Service};
 
 use crate::clock::{Clock, SystemClock};
 use crate::desired::desired_count;
@@ -19,15 +25,23 @@ use crate::health::{Book, Phase};
 use crate::order::start_order;
 use crate::probe::Probes;
 use crate::restart::{should_restart, Backoff};
+use crate::revision::Revisions;
+use crate::rollout::Rollout;
 use crate::routes::Routes;
+use crate::tasks::Tasks;
 
-/// Containers a scale-out starts (or a scale-in stops) at once.
-const PARALLEL_STARTS: usize = 8;
+mod rolling;
+
+/// How soon to pass again while a rollout is in progress: its steps judge new
+/// replicas, and a replica failing requests should be caught within a fraction of a
+/// second.
+const ROLLING_PASS: Duration = Duration::from_millis(250);
 
 /// What a pass saw and did.
 #[derive(Clone, Debug, Default)]
 pub struct Pass {
-    /// The project's containers after the pass's actions.
+    /// The project's containers after the pass's actions (those on their way out
+    /// left out).
     pub observed: Vec<ContainerInfo>,
     /// Services not started because a dependency is not ready, with why.
     pub waiting: Vec<String>,
@@ -35,6 +49,28 @@ pub struct Pass {
     pub failures: Vec<String>,
     /// True when every service runs its desired replicas with the current config.
     pub converged: bool,
+    /// Pass again within this time at the latest (a backoff ends, a rollout steps).
+    pub next_in: Option<Duration>,
+}
+
+impl Pass {
+    fn again_within(&mut self, d: Duration) {
+        self.next_in = Some(self.next_in.map_or(d, |n| n.min(d)));
+    }
+}
+
+/// A replica number's containers: on the target revision, and on another.
+#[derive(Clone, Debug, Default)]
+struct Pair {
+    new: Option<ContainerInfo>,
+    old: Option<ContainerInfo>,
+}
+
+/// A service's target: the hash its containers should carry and its revision number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Target {
+    hash: String,
+    number: u32,
 }
 
 /// Drives a project's containers towards its definition.
@@ -43,7 +79,7 @@ pub struct Reconciler {
     project: Arc<Project>,
     /// Phases, restarts and backoff of every replica, and the recent transitions.
     book: Book,
-    /// Time, for backoff.
+    /// Time, for backoff and rollouts.
     clock: Arc<dyn Clock>,
     /// True until the first pass: `up` starts stopped containers whatever their policy.
     first: bool,
@@ -53,28 +89,24 @@ pub struct Reconciler {
     probes: Option<Arc<Probes>>,
     /// Services whose replicas were restarted or recreated in this pass, for
     /// `depends_on.<svc>.restart: true`.
-    replaced: std::collections::HashSet<String>,
-    /// With a wake-up to send when done, a scale-out after the first pass starts its
-    /// replicas in the background: a pass does not wait the second or two the engine
-    /// takes, so replicas that became ready meanwhile join the balancer at once.
-    background: Option<Background>,
-}
-
-/// Scale-outs in progress in the background.
-struct Background {
-    /// Woken when one ends.
-    wake: Arc<tokio::sync::Notify>,
-    /// Names of the containers being created and started.
-    starting: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
-    /// What failed, for the next pass to report.
-    failed: Arc<std::sync::Mutex<Vec<String>>>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    replaced: HashSet<String>,
+    /// Starts, drains and stops in progress.
+    tasks: Tasks,
+    /// After the first pass, work goes to the background and wakes this when done.
+    wake: Option<Arc<tokio::sync::Notify>>,
+    /// Every service's revisions and last rollout.
+    revisions: Revisions,
+    /// What each service should run; a service without one runs its config hash.
+    targets: BTreeMap<String, Target>,
+    /// Rollouts, by service: in progress, or the last one.
+    rollouts: BTreeMap<String, Rollout>,
 }
 
 impl Reconciler {
     /// A reconciler for `project` on `rt`.
     pub fn new(rt: Arc<dyn Runtime>, project: Arc<Project>) -> Reconciler {
         Reconciler {
+            tasks: Tasks::new(rt.clone(), None),
             rt,
             project,
             book: Book::default(),
@@ -82,31 +114,26 @@ impl Reconciler {
             first: true,
             routes: None,
             probes: None,
-            replaced: std::collections::HashSet::new(),
-            background: None,
+            replaced: HashSet::new(),
+            wake: None,
+            revisions: Revisions::default(),
+            targets: BTreeMap::new(),
+            rollouts: BTreeMap::new(),
         }
     }
 
-    /// Starts scale-outs after the first pass in the background, waking `wake` when
-    /// each is done.
+    /// After the first pass, starts, drains and stops run in the background, waking
+    /// `wake` when each is done: a pass does not wait the second or two the engine
+    /// takes, so replicas that became ready meanwhile join the balancer at once.
     pub fn with_background_starts(mut self, wake: Arc<tokio::sync::Notify>) -> Reconciler {
-        self.background = Some(Background {
-            wake,
-            starting: Default::default(),
-            failed: Default::default(),
-            tasks: Vec::new(),
-        });
+        self.wake = Some(wake);
         self
     }
 
-    /// Waits for the scale-outs in progress (before a teardown, so that none creates a
+    /// Waits for the work in progress (before a teardown, so that none creates a
     /// container after it).
     pub async fn settle(&mut self) {
-        if let Some(b) = &mut self.background {
-            for t in b.tasks.drain(..) {
-                let _ = t.await;
-            }
-        }
+        self.tasks.settle().await;
     }
 
     /// Folds the results of `probes` into what it sees of containers.
@@ -115,20 +142,33 @@ impl Reconciler {
         self
     }
 
-    /// The project's containers, with probe results folded in.
-    async fn list(&self) -> Result<Vec<ContainerInfo>, Error> {
-        let mut observed = self.rt.list(&self.project.name).await?;
-        if let Some(p) = &self.probes {
-            p.set_targets(&observed);
-            p.overlay(&mut observed);
-        }
-        Ok(observed)
-    }
-
     /// Reads time from `clock` (tests move a fake one by hand).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Reconciler {
         self.clock = clock;
         self
+    }
+
+    /// Drains replicas from `routes` before stopping them.
+    pub fn with_routes(mut self, routes: Arc<Routes>) -> Reconciler {
+        self.tasks = Tasks::new(self.rt.clone(), Some(routes.clone()));
+        self.routes = Some(routes);
+        self
+    }
+
+    /// Keeps revisions and rollouts in `revisions` (read from the state directory).
+    pub fn with_revisions(mut self, revisions: Revisions) -> Reconciler {
+        self.revisions = revisions;
+        self
+    }
+
+    /// The project as it runs now: each service at its target revision.
+    pub fn project(&self) -> Arc<Project> {
+        self.project.clone()
+    }
+
+    /// Every service's revisions and last rollout.
+    pub fn revisions(&self) -> &Revisions {
+        &self.revisions
     }
 
     /// Records an event that is not a replica's transition (an autoscaling decision).
@@ -142,10 +182,45 @@ impl Reconciler {
         &self.book
     }
 
-    /// Drains replicas from `routes` before stopping them.
-    pub fn with_routes(mut self, routes: Arc<Routes>) -> Reconciler {
-        self.routes = Some(routes);
-        self
+    /// The project's containers, with probe results folded in; those on their way
+    /// out left out (they are no longer anyone's replica).
+    async fn list(&self) -> Result<Vec<ContainerInfo>, Error> {
+        let mut observed = self.rt.list(&self.project.name).await?;
+        observed.retain(|c| !self.tasks.leaving(&c.id));
+        if let Some(p) = &self.probes {
+            p.set_targets(&observed);
+            p.overlay(&mut observed);
+        }
+        Ok(observed)
+    }
+
+    /// The hash `svc`'s containers should carry, and its revision number (0 for a
+    /// service no revision was applied for).
+    fn target(&self, svc: &Service) -> Target {
+        self.targets
+            .get(&svc.name)
+            .cloned()
+            .unwrap_or_else(|| Target {
+                hash: svc.config_hash(),
+                number: 0,
+            })
+    }
+
+    /// The container of replica `replica` of `svc` at its target revision.
+    fn spec(&self, svc: &Service, replica: u32) -> ContainerSpec {
+        let t = self.target(svc);
+        let mut spec = ContainerSpec::for_replica(&self.project, svc, replica);
+        spec.labels.insert(LABEL_CONFIG_HASH.into(), t.hash);
+        spec.labels
+            .insert(LABEL_REVISION.into(), t.number.to_string());
+        spec
+    }
+
+    /// The name replica `replica` of `svc` goes by.
+    fn canonical(&self, svc: &Service, replica: u32) -> String {
+        svc.container_name
+            .clone()
+            .unwrap_or_else(|| container_name(&self.project.name, &svc.name, replica))
     }
 
     /// Creates the project's networks and volumes; checks external ones exist.
@@ -208,27 +283,23 @@ impl Reconciler {
             converged: true,
             ..Pass::default()
         };
+        pass.failures.extend(self.tasks.failures());
         let mut observed = self.list().await?;
-        if let Some(b) = &mut self.background {
-            pass.failures
-                .extend(b.failed.lock().expect("not poisoned").drain(..));
-            b.tasks.retain(|t| !t.is_finished());
-        }
 
         // Containers of services the project no longer has.
-        let orphans: Vec<ContainerInfo> = observed
+        let orphans: Vec<(ContainerInfo, Duration)> = observed
             .iter()
             .filter(|c| !self.project.services.contains_key(&c.service))
-            .cloned()
+            .map(|c| (c.clone(), shoal_runtime::container::DEFAULT_GRACE))
             .collect();
-        for c in &orphans {
+        for (c, _) in &orphans {
             tracing::info!(container = %c.name, "removing: its service is no longer in the project");
-            if let Err(e) = self
-                .remove(c, shoal_runtime::container::DEFAULT_GRACE)
-                .await
-            {
-                pass.failures.push(format!("remove {}: {e}", c.name));
+        }
+        if !orphans.is_empty() {
+            if let Err(e) = self.tasks.retire(orphans).await {
+                pass.failures.push(format!("remove: {e}"));
             }
+            observed = self.list().await?;
         }
 
         self.observe(&observed);
@@ -273,9 +344,14 @@ impl Reconciler {
                 pass.converged = false;
             }
         }
-        self.first = false;
+        if self.first {
+            self.first = false;
+            if let Some(wake) = &self.wake {
+                self.tasks.detach(wake.clone());
+            }
+        }
         // Converged: every service has its replicas ready (a one-off service that ran
-        // to completion counts as done).
+        // to completion counts as done) and no rollout is under way.
         for svc in project.services.values() {
             let want = desired_count(svc, overrides) as usize;
             let mine = observed.iter().filter(|c| c.service == svc.name);
@@ -287,6 +363,10 @@ impl Reconciler {
             if done < want {
                 pass.converged = false;
             }
+        }
+        if self.rollouts.values().any(Rollout::active) {
+            pass.converged = false;
+            pass.again_within(ROLLING_PASS);
         }
         pass.observed = observed;
         Ok(pass)
@@ -338,6 +418,8 @@ impl Reconciler {
         None
     }
 
+    /// One service: its slots put in order, then each slot's lifecycle, then its
+    /// rollout when a slot holds another revision. True when it acted.
     async fn service(
         &mut self,
         svc: &Service,
@@ -346,125 +428,173 @@ impl Reconciler {
         pass: &mut Pass,
     ) -> Result<bool, Error> {
         let mut acted = false;
-        let hash = svc.config_hash();
+        let target = self.target(svc);
         let grace = svc
             .stop_grace_period
             .unwrap_or(shoal_runtime::container::DEFAULT_GRACE);
 
-        // One container per replica number: the best one stays, extras go.
-        mine.sort_by_key(|c| (c.replica, c.config_hash != hash, c.state != State::Running));
-        let mut by_replica: BTreeMap<u32, ContainerInfo> = BTreeMap::new();
+        // Slots: per replica number the best container on the target revision and
+        // the best on another (running first, then the one under the replica's
+        // name); any other is a duplicate and goes.
+        mine.sort_by_key(|c| {
+            (
+                c.replica,
+                c.state != State::Running,
+                c.name != self.canonical(svc, c.replica),
+            )
+        });
+        let mut slots: BTreeMap<u32, Pair> = BTreeMap::new();
+        let mut leaving = Vec::new();
         for c in mine {
-            if by_replica.contains_key(&c.replica) || c.replica == 0 {
-                tracing::info!(container = %c.name, "removing duplicate replica");
-                self.remove(&c, grace).await?;
-                acted = true;
+            if c.replica == 0 {
+                leaving.push(c);
+                continue;
+            }
+            let slot = slots.entry(c.replica).or_default();
+            let place = if c.config_hash == target.hash {
+                &mut slot.new
             } else {
-                by_replica.insert(c.replica, c);
+                &mut slot.old
+            };
+            match place {
+                None => *place = Some(c),
+                Some(_) => {
+                    tracing::info!(container = %c.name, "removing duplicate replica");
+                    leaving.push(c);
+                }
             }
         }
 
         // Scale in: the replicas above the count go, together.
-        let leaving: Vec<ContainerInfo> = by_replica
-            .range(want + 1..)
-            .map(|(_, c)| c.clone())
-            .collect();
+        let above: Vec<u32> = slots.range(want + 1..).map(|(r, _)| *r).collect();
+        for r in above {
+            let slot = slots.remove(&r).expect("listed");
+            for c in slot.new.into_iter().chain(slot.old) {
+                tracing::info!(service = %svc.name, replica = r, "scaling in: stopping {}", c.name);
+                self.book.replicas.remove(&(svc.name.clone(), r));
+                leaving.push(c);
+            }
+        }
         if !leaving.is_empty() {
-            for c in &leaving {
-                tracing::info!(service = %svc.name, replica = c.replica, "scaling in: stopping {}", c.name);
-            }
-            self.remove_together(&leaving, grace).await?;
-            for c in &leaving {
-                self.book.replicas.remove(&(svc.name.clone(), c.replica));
-            }
+            self.leave(&leaving, "being removed");
+            self.tasks
+                .retire(leaving.into_iter().map(|c| (c, grace)).collect())
+                .await?;
             acted = true;
         }
 
         // New replicas start together: a scale-out of ten takes about as long as
         // one (the engine sets their namespaces up in parallel).
-        let starting = self.background.as_ref().map(|b| b.starting.clone());
         let new: Vec<ContainerSpec> = (1..=want)
-            .filter(|r| !by_replica.contains_key(r))
-            .map(|r| ContainerSpec::for_replica(&self.project, svc, r))
-            .filter(|spec| {
-                starting
-                    .as_ref()
-                    .is_none_or(|s| !s.lock().expect("not poisoned").contains(&spec.name))
-            })
+            .filter(|r| !slots.contains_key(r))
+            .map(|r| self.spec(svc, r))
+            .filter(|spec| !self.tasks.starting(&spec.name))
             .collect();
         if !new.is_empty() {
             for spec in &new {
                 tracing::info!(service = %svc.name, "starting {}", spec.name);
             }
+            self.tasks.start(new).await?;
             acted = true;
-            match &mut self.background {
-                Some(b) if !self.first => {
-                    let mut names = b.starting.lock().expect("not poisoned");
-                    names.extend(new.iter().map(|spec| spec.name.clone()));
-                    drop(names);
-                    let (rt, wake) = (self.rt.clone(), b.wake.clone());
-                    let (starting, failed) = (b.starting.clone(), b.failed.clone());
-                    b.tasks.push(tokio::spawn(async move {
-                        let errors = start_all(rt.as_ref(), &new).await;
-                        failed.lock().expect("not poisoned").extend(
-                            errors
-                                .into_iter()
-                                .map(|(name, e)| format!("start {name}: {e}")),
-                        );
-                        let mut names = starting.lock().expect("not poisoned");
-                        for spec in &new {
-                            names.remove(&spec.name);
-                        }
-                        drop(names);
-                        wake.notify_one();
-                    }));
-                }
-                _ => {
-                    if let Some((_, e)) = start_all(self.rt.as_ref(), &new).await.into_iter().next()
-                    {
-                        return Err(e);
-                    }
-                }
+        }
+
+        let rolling = self.rollouts.get(&svc.name).is_some_and(Rollout::active);
+        for (&replica, slot) in &slots {
+            // A slot with two revisions is the rollout's; so is an old one while it
+            // is active (it replaces the old rather than restarting it).
+            let c = match (&slot.new, &slot.old) {
+                (Some(c), None) => c,
+                (None, Some(c)) if !rolling => c,
+                _ => continue,
+            };
+            if self.lifecycle(svc, replica, c, grace, pass).await? {
+                acted = true;
             }
         }
 
-        for replica in 1..=want {
-            let spec = ContainerSpec::for_replica(&self.project, svc, replica);
-            match by_replica.get(&replica) {
-                None => continue,
-                Some(c) if c.config_hash != hash => {
-                    tracing::info!(service = %svc.name, replica, "recreating {}: its configuration changed", c.name);
-                    self.remove(c, grace).await?;
-                    create_and_start(self.rt.as_ref(), &spec).await?;
-                    self.replaced.insert(svc.name.clone());
-                }
-                Some(c) if c.state == State::Created => {
-                    self.rt.start(&c.id).await?;
-                }
-                Some(c) if matches!(c.state, State::Exited | State::Dead) => {
-                    if !self.first && !self.restart_due(svc, c, false, pass) {
-                        continue;
-                    }
-                    self.rt.start(&c.id).await?;
-                    if !self.first {
-                        self.replaced.insert(svc.name.clone());
-                    }
-                }
-                Some(c) if c.state == State::Running && c.health == Some(Health::Unhealthy) => {
-                    if !self.restart_due(svc, c, true, pass) {
-                        continue;
-                    }
-                    // Replaced in place: drained, stopped, started again.
-                    self.drain_and_stop(c, grace, "restarting: unhealthy")
-                        .await?;
-                    self.rt.start(&c.id).await?;
-                    self.replaced.insert(svc.name.clone());
-                }
-                Some(_) => continue,
-            }
+        if (slots.values().any(|s| s.old.is_some()) || rolling)
+            && self.roll(svc, want, &slots, grace, pass).await?
+        {
             acted = true;
         }
         Ok(acted)
+    }
+
+    /// A replica alone in its slot: started when created, restarted under its policy
+    /// when it exited, replaced when unhealthy, and given back its name when a
+    /// rollout left it under another. True when it acted.
+    async fn lifecycle(
+        &mut self,
+        svc: &Service,
+        replica: u32,
+        c: &ContainerInfo,
+        grace: Duration,
+        pass: &mut Pass,
+    ) -> Result<bool, Error> {
+        let canonical = self.canonical(svc, replica);
+        if c.name != canonical && !self.tasks.starting(&canonical) {
+            // Put aside for a successor that did not stay: it is the replica again.
+            self.rt.rename(&c.id, &canonical).await?;
+            return Ok(true);
+        }
+        match c.state {
+            State::Created => {
+                self.rt.start(&c.id).await?;
+            }
+            State::Exited | State::Dead => {
+                if !self.first && !self.restart_due(svc, c, false, pass) {
+                    return Ok(false);
+                }
+                self.rt.start(&c.id).await?;
+                if !self.first {
+                    self.replaced.insert(svc.name.clone());
+                }
+            }
+            State::Running if c.health == Some(Health::Unhealthy) => {
+                if !self.restart_due(svc, c, true, pass) {
+                    return Ok(false);
+                }
+                self.replaced.insert(svc.name.clone());
+                let spec = self.spec(svc, replica);
+                if crate::rollout::default_order(svc) == Order::StopFirst {
+                    // Two copies cannot coexist: drained and stopped, then its
+                    // successor starts.
+                    self.leave(std::slice::from_ref(c), "replaced: unhealthy");
+                    self.tasks
+                        .replace(vec![(c.clone(), grace)], vec![spec])
+                        .await?;
+                } else {
+                    // Capacity first: the successor starts while the unhealthy one
+                    // drains and stops beside it.
+                    self.put_aside(c).await?;
+                    self.leave(std::slice::from_ref(c), "replaced: unhealthy");
+                    self.tasks.start(vec![spec]).await?;
+                    self.tasks.retire(vec![(c.clone(), grace)]).await?;
+                }
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Moves a container out of its replica's name, so that its successor can take it
+    /// while it still runs (Compose renames the container it replaces the same way).
+    async fn put_aside(&self, c: &ContainerInfo) -> Result<(), Error> {
+        let short: String = c.id.chars().take(12).collect();
+        let aside = format!("{}-{short}", c.name);
+        self.rt.rename(&c.id, &aside).await
+    }
+
+    /// Marks `leaving` as draining in the book: they are out of the balancer from now.
+    fn leave(&mut self, leaving: &[ContainerInfo], why: &str) {
+        let now = self.clock.now();
+        for c in leaving
+            .iter()
+            .filter(|c| matches!(c.state, State::Running | State::Restarting))
+        {
+            self.book
+                .transition(now, &c.service, c.replica, Phase::Draining, why);
+        }
     }
 
     /// Restarts the running replicas of `svc` because its dependency `dep` (with
@@ -504,6 +634,10 @@ impl Reconciler {
             let Some(svc) = self.project.services.get(&c.service) else {
                 continue;
             };
+            // A container put aside for its successor is no longer the replica.
+            if c.name != self.canonical(svc, c.replica) {
+                continue;
+            }
             let (phase, reason) = match (c.state, c.health) {
                 (State::Running, None) => (Phase::Ready, "running".to_string()),
                 (State::Running, Some(Health::Healthy)) => (Phase::Ready, "healthy".to_string()),
@@ -609,6 +743,7 @@ impl Reconciler {
             .get_or_insert(now + backoff.delay(restarts + 1));
         if now < until {
             let left = until - now;
+            pass.again_within(left);
             r.backoff_secs = Some(left.as_secs_f64());
             pass.waiting.push(format!(
                 "{label}: restarting in {:.1}s (restart {}, backing off)",
@@ -655,66 +790,4 @@ impl Reconciler {
             .transition(now, &c.service, c.replica, Phase::Stopped, why);
         Ok(())
     }
-
-    /// Drains, stops and removes `leaving` side by side: each drains and stops in its
-    /// own time, not after the one before it.
-    async fn remove_together(
-        &mut self,
-        leaving: &[ContainerInfo],
-        grace: std::time::Duration,
-    ) -> Result<(), Error> {
-        let running = |c: &&ContainerInfo| matches!(c.state, State::Running | State::Restarting);
-        let why = "being removed";
-        let now = self.clock.now();
-        for c in leaving.iter().filter(running) {
-            self.book
-                .transition(now, &c.service, c.replica, Phase::Draining, why);
-        }
-        let (rt, routes) = (&self.rt, &self.routes);
-        let done: Vec<Result<(), Error>> = futures_util::stream::iter(leaving)
-            .map(|c| async move {
-                if matches!(c.state, State::Running | State::Restarting) {
-                    if let Some(routes) = routes {
-                        routes.drain(c).await;
-                    }
-                    rt.stop(&c.id, grace).await?;
-                }
-                rt.remove(&c.id).await
-            })
-            .buffer_unordered(PARALLEL_STARTS)
-            .collect()
-            .await;
-        let now = self.clock.now();
-        for c in leaving.iter().filter(running) {
-            self.book
-                .transition(now, &c.service, c.replica, Phase::Stopped, why);
-        }
-        done.into_iter().collect()
-    }
-
-    async fn remove(&mut self, c: &ContainerInfo, grace: std::time::Duration) -> Result<(), Error> {
-        self.remove_together(std::slice::from_ref(c), grace).await
-    }
-}
-
-async fn create_and_start(rt: &dyn Runtime, spec: &ContainerSpec) -> Result<(), Error> {
-    let id = rt.create(spec).await?;
-    rt.start(&id).await
-}
-
-/// Creates and starts `specs` side by side; what failed, with the container's name.
-async fn start_all(rt: &dyn Runtime, specs: &[ContainerSpec]) -> Vec<(String, Error)> {
-    let starts: Vec<_> = specs
-        .iter()
-        .map(|spec| async move {
-            create_and_start(rt, spec)
-                .await
-                .map_err(|e| (spec.name.clone(), e))
-        })
-        .collect();
-    futures_util::stream::iter(starts)
-        .buffer_unordered(PARALLEL_STARTS)
-        .filter_map(|r| async move { r.err() })
-        .collect()
-        .await
 }

@@ -66,6 +66,9 @@ pub struct RolloutRecord {
     pub to: u32,
     /// Where it is.
     pub state: RolloutState,
+    /// True for the way back after a failed rollout (`from` is the failed revision).
+    #[serde(default)]
+    pub rollback: bool,
     /// Why it is paused or rolled back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -107,9 +110,10 @@ impl History {
 }
 
 /// Every service's history, as in `revisions.json`.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Revisions {
-    path: PathBuf,
+    /// `None`: kept in memory only (tests).
+    path: Option<PathBuf>,
     /// By service name.
     pub services: BTreeMap<String, History>,
 }
@@ -129,7 +133,10 @@ impl Revisions {
                 r.service.name = name.clone();
             }
         }
-        Ok(Revisions { path, services })
+        Ok(Revisions {
+            path: Some(path),
+            services,
+        })
     }
 
     /// A service's history (empty when it has none).
@@ -180,6 +187,13 @@ impl Revisions {
         (number, before)
     }
 
+    /// Makes the kept revision `number` the service's current one.
+    pub fn set_current(&mut self, service: &str, number: u32) {
+        if let Some(h) = self.services.get_mut(service) {
+            h.current = number;
+        }
+    }
+
     /// Sets the service's rollout record.
     pub fn set_rollout(&mut self, service: &str, record: Option<RolloutRecord>) {
         self.services
@@ -195,9 +209,12 @@ impl Revisions {
 
     /// Writes the file (a temporary file renamed over the old one).
     pub fn save(&self) -> std::io::Result<()> {
-        let tmp = self.path.with_extension("json.tmp");
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let tmp = path.with_extension("json.tmp");
         std::fs::write(&tmp, serde_json::to_vec_pretty(&self.services)?)?;
-        std::fs::rename(&tmp, &self.path)
+        std::fs::rename(&tmp, path)
     }
 }
 

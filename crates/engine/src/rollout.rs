@@ -15,7 +15,9 @@
 //!   ([`Action::Replace`]): for services whose two copies cannot coexist.
 //! - A new replica fails when it exits or turns unhealthy, when it is not ready within
 //!   the ready timeout, or when during `monitor` after it became ready the balancer
-//!   saw more than 5 % of its requests fail (5xx or no answer, 10 requests at least).
+//!   saw more than 5 % of its requests fail (5xx or no answer, 10 requests at least;
+//!   `x-shoal.update.ready_timeout` and `error_ratio` change the two limits), or a p99
+//!   more than twice the old revision's and 100 ms above it.
 //!   More failures than `max_failure_ratio` of the replicas trigger `failure_action`.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -23,16 +25,23 @@ use std::time::Duration;
 
 use shoal_spec::{FailureAction, MountKind, Order, Service};
 
+use shoal_proxy::metrics::Snapshot;
+
 use crate::revision::{RolloutRecord, RolloutState};
 
 /// The engine's default `monitor`.
 pub const DEFAULT_MONITOR: Duration = Duration::from_secs(5);
 /// Added to a service's start period to make its ready timeout.
 pub const READY_MARGIN: Duration = Duration::from_secs(30);
-/// Share of a new replica's requests that may fail during its monitor window.
+/// Share of a new replica's requests that may fail during its monitor window, unless
+/// `x-shoal.update.error_ratio` says otherwise.
 pub const ERROR_RATIO: f64 = 0.05;
 /// Requests a new replica must have answered before its error ratio is judged.
 pub const MIN_REQUESTS: u64 = 10;
+/// A new replica is too slow when its p99 is this many times the old revision's...
+pub const SLOWER: u32 = 2;
+/// ...and at least this much above it (the latency buckets are coarse).
+pub const SLOWER_BY: Duration = Duration::from_millis(100);
 
 /// How a service rolls, with shoal's defaults filled in.
 #[derive(Clone, Debug, PartialEq)]
@@ -51,6 +60,8 @@ pub struct Settings {
     pub order: Order,
     /// How long a new replica may take to be ready.
     pub ready_timeout: Duration,
+    /// Share of a new replica's requests that may fail while it is watched.
+    pub error_ratio: f64,
 }
 
 impl Settings {
@@ -90,7 +101,18 @@ impl Settings {
             }),
             max_failure_ratio: given.max_failure_ratio.unwrap_or(0.0),
             order: given.order.unwrap_or_else(|| default_order(svc)),
-            ready_timeout: start_period + READY_MARGIN,
+            ready_timeout: svc
+                .x_shoal
+                .update
+                .as_ref()
+                .and_then(|u| u.ready_timeout)
+                .unwrap_or(start_period + READY_MARGIN),
+            error_ratio: svc
+                .x_shoal
+                .update
+                .as_ref()
+                .and_then(|u| u.error_ratio)
+                .unwrap_or(ERROR_RATIO),
         }
     }
 }
@@ -128,10 +150,9 @@ pub enum Condition {
 pub struct Member {
     /// How it is doing.
     pub condition: Condition,
-    /// Requests the balancer has sent it so far.
-    pub requests: u64,
-    /// Of those, the ones that failed (a 5xx, or no answer).
-    pub bad: u64,
+    /// What the balancer has counted of it so far (requests, failures, 5xx answers,
+    /// latency).
+    pub stats: Snapshot,
 }
 
 impl Member {
@@ -139,10 +160,14 @@ impl Member {
     pub fn new(condition: Condition) -> Member {
         Member {
             condition,
-            requests: 0,
-            bad: 0,
+            stats: Snapshot::default(),
         }
     }
+}
+
+/// Requests that failed in `s`: no answer, or any 5xx.
+fn bad(s: &Snapshot) -> u64 {
+    s.failures + s.server_errors
 }
 
 /// One replica number.
@@ -197,7 +222,9 @@ pub struct Rollout {
     /// When each replica's successor was started (or first seen starting).
     started: BTreeMap<u32, Duration>,
     /// When each successor was first seen ready, with its counters then.
-    ready: BTreeMap<u32, (Duration, u64, u64)>,
+    ready: BTreeMap<u32, (Duration, Snapshot)>,
+    /// The p99 latency of the revision being replaced, from its replicas' counters.
+    baseline_p99: Option<Duration>,
     failed: BTreeSet<u32>,
     /// When the last batch finished; `None` while one is in progress.
     batch_done_at: Option<Duration>,
@@ -228,6 +255,7 @@ impl Rollout {
             settings,
             started: BTreeMap::new(),
             ready: BTreeMap::new(),
+            baseline_p99: None,
             failed: BTreeSet::new(),
             batch_done_at: None,
             done: 0,
@@ -250,6 +278,7 @@ impl Rollout {
             from: self.from,
             to: self.to,
             state: self.state,
+            rollback: self.rollback,
             reason: self.reason.clone(),
             done: self.done,
             of: self.of,
@@ -293,6 +322,39 @@ impl Rollout {
         }
     }
 
+    /// The old revision's p99 over its replicas, while they are there to read.
+    fn observe_baseline(&mut self, slots: &[Slot]) {
+        let mut all = Snapshot::default();
+        for m in slots.iter().filter_map(|sl| sl.old.as_ref()) {
+            all.add(&m.stats);
+        }
+        if all.requests >= MIN_REQUESTS {
+            self.baseline_p99 = all.quantile(0.99);
+        }
+    }
+
+    /// Why what the balancer saw of a new replica since it became ready fails it:
+    /// too many failed requests, or a p99 well above the old revision's.
+    fn judge(&self, seen: &Snapshot) -> Option<String> {
+        if seen.requests < MIN_REQUESTS {
+            return None;
+        }
+        let failed = bad(seen);
+        if failed as f64 > self.settings.error_ratio * seen.requests as f64 {
+            return Some(format!("failed {failed} of {} requests", seen.requests));
+        }
+        let (Some(p99), Some(base)) = (seen.quantile(0.99), self.baseline_p99) else {
+            return None;
+        };
+        (p99 > base * SLOWER && p99 >= base + SLOWER_BY).then(|| {
+            format!(
+                "answered with a p99 of {} ms, the old revision's {} ms",
+                p99.as_millis(),
+                base.as_millis()
+            )
+        })
+    }
+
     /// One step at time `now` over the service's slots (one per replica number the
     /// service should run).
     pub fn step(&mut self, now: Duration, slots: &[Slot]) -> Step {
@@ -302,6 +364,7 @@ impl Rollout {
         }
         let label = self.label();
         let s = self.settings.clone();
+        self.observe_baseline(slots);
 
         // Judge every successor.
         let mut newly_failed = Vec::new();
@@ -319,20 +382,21 @@ impl Rollout {
                         .then(|| format!("not ready after {}s", s.ready_timeout.as_secs()))
                 }
                 Condition::Ready => {
-                    let (at, req0, bad0) =
-                        *self.ready.entry(r).or_insert((now, new.requests, new.bad));
-                    let (req, bad) = (
-                        new.requests.saturating_sub(req0),
-                        new.bad.saturating_sub(bad0),
-                    );
+                    let (at, base) = self
+                        .ready
+                        .entry(r)
+                        .or_insert((now, new.stats.clone()))
+                        .clone();
+                    let seen = new.stats.since(&base);
                     let watching = now.saturating_sub(at) <= s.monitor;
-                    if watching && req >= MIN_REQUESTS && bad as f64 > ERROR_RATIO * req as f64 {
-                        Some(format!("failed {bad} of {req} requests"))
-                    } else {
-                        if slot.old.is_some() {
-                            step.actions.push(Action::Retire(r));
+                    match self.judge(&seen).filter(|_| watching) {
+                        Some(why) => Some(why),
+                        None => {
+                            if slot.old.is_some() {
+                                step.actions.push(Action::Retire(r));
+                            }
+                            None
                         }
-                        None
                     }
                 }
             };
@@ -442,12 +506,15 @@ impl Rollout {
             })
             .count() as u32;
         self.of = of;
+        // (A slot this rollout did not replace, such as one the failed revision never
+        // reached on the way back, needs no watching.)
         let watched = slots.iter().all(|sl| {
             self.failed.contains(&sl.replica)
+                || !self.started.contains_key(&sl.replica)
                 || self
                     .ready
                     .get(&sl.replica)
-                    .is_some_and(|(at, _, _)| now.saturating_sub(*at) >= s.monitor)
+                    .is_some_and(|(at, _)| now.saturating_sub(*at) >= s.monitor)
         });
         let retiring = step.actions.iter().any(|a| matches!(a, Action::Retire(_)));
         if self.active() && updated == of && watched && !retiring {

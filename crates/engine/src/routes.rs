@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use shoal_proxy::metrics::Snapshot;
 use shoal_proxy::{Backends, HashOn, LbConfig, Protocol, Route, Strategy};
 use shoal_runtime::ContainerInfo;
 use shoal_spec::{Lb, Project, Service};
@@ -165,6 +166,49 @@ impl Routes {
                         .any(|ep| ep.addr == addr && ep.ejected(now))
                 })
             })
+    }
+
+    /// What the balancer has counted of `c` so far, over its service's ports.
+    pub fn stats(&self, c: &ContainerInfo) -> Snapshot {
+        let mut total = Snapshot::default();
+        for e in self.entries.iter().filter(|e| e.service == c.service) {
+            let Some(addr) = Routes::addr_of(e, c) else {
+                continue;
+            };
+            for ep in e
+                .route
+                .backends
+                .endpoints()
+                .iter()
+                .filter(|ep| ep.addr == addr)
+            {
+                total.add(&ep.stats.snapshot());
+            }
+        }
+        total
+    }
+
+    /// The published ports, as (service, host address, container port), to tell
+    /// whether a new version of the project needs other listeners.
+    pub fn ports(project: &Project) -> Vec<(String, String, u16)> {
+        let mut out: Vec<(String, String, u16)> = project
+            .services
+            .values()
+            .flat_map(|svc| {
+                svc.ports
+                    .iter()
+                    .filter(|p| p.protocol == "tcp" && p.published_range().is_some())
+                    .map(|p| {
+                        (
+                            svc.name.clone(),
+                            format!("{}:{}", p.host_ip, p.published.clone().unwrap_or_default()),
+                            p.target,
+                        )
+                    })
+            })
+            .collect();
+        out.sort();
+        out
     }
 
     /// The routes of a service, for the metrics and the autoscaler.

@@ -83,26 +83,65 @@ async fn scales_out_and_in_highest_first() {
 }
 
 #[tokio::test]
-async fn changed_config_recreates() {
+async fn changed_config_rolls_start_first_one_replica_at_a_time() {
     let p = Arc::new(project(WEB));
     let fake = fake_with_images(&p);
     pass(&mut Reconciler::new(fake.clone(), p.clone())).await;
     let changed = Arc::new(project(
         "services:\n  web:\n    image: web\n    environment: {A: '1'}\n    deploy: {replicas: 3}\nvolumes:\n  data: {}\n",
     ));
+    let clock = Arc::new(FakeClock::default());
+    let mut r = Reconciler::new(fake.clone(), changed.clone()).with_clock(clock.clone());
     let before = fake.calls().len();
-    pass(&mut Reconciler::new(fake.clone(), changed.clone())).await;
-    let calls = &fake.calls()[before..];
+    let first = pass(&mut r).await;
+    assert!(!first.converged);
+    assert_eq!(first.next_in, Some(Duration::from_millis(250)));
     assert_eq!(
-        calls
-            .iter()
-            .filter(|c| c.starts_with("create t-web-"))
-            .count(),
-        3,
-        "{calls:?}"
+        &fake.calls()[before..],
+        [
+            "rename t-web-1 t-web-1-c0002",
+            "create t-web-1",
+            "start t-web-1"
+        ],
+        "the successor starts beside the old replica, under its name"
     );
-    let web1 = fake.by_name("t-web-1").unwrap();
-    assert_eq!(web1.config_hash, changed.services["web"].config_hash());
+    for _ in 0..40 {
+        clock.advance(Duration::from_millis(250));
+        if pass(&mut r).await.converged {
+            break;
+        }
+    }
+    let calls = &fake.calls()[before..];
+    // Each old replica stops only after its successor is up, one at a time.
+    for n in 1..=3 {
+        let created = calls
+            .iter()
+            .position(|c| *c == format!("create t-web-{n}"))
+            .unwrap();
+        let stopped = calls
+            .iter()
+            .position(|c| c.starts_with(&format!("stop t-web-{n}-")))
+            .unwrap();
+        assert!(created < stopped, "{calls:?}");
+        if n < 3 {
+            let next = calls
+                .iter()
+                .position(|c| *c == format!("create t-web-{}", n + 1))
+                .unwrap();
+            assert!(stopped < next, "{calls:?}");
+        }
+    }
+    let now = fake.list("t").await.unwrap();
+    let names: Vec<&str> = now.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["t-web-1", "t-web-2", "t-web-3"]);
+    assert!(now
+        .iter()
+        .all(|c| c.config_hash == changed.services["web"].config_hash()));
+    assert!(r
+        .book()
+        .events
+        .iter()
+        .any(|e| e.message == "rollout to 0 complete"));
 }
 
 #[tokio::test]
@@ -200,8 +239,9 @@ async fn crash_loop_backs_off_and_max_attempts_stops_it() {
         }
         delays.push(waited.as_secs_f64().round() as u64);
     }
-    // 1, 2, 4, 8, 16 s, then max_attempts (5) stops it: it stays down.
-    assert_eq!(delays, [1, 2, 4, 8, 16, 120]);
+    // The policy's delay (1 s) for the first two, then doubling; max_attempts (5)
+    // stops it: it stays down.
+    assert_eq!(delays, [1, 1, 2, 4, 8, 120]);
     assert_eq!(fake.by_name("t-crashy-1").unwrap().state, State::Exited);
     // The rest of the project kept running.
     assert_eq!(fake.by_name("t-web-1").unwrap().state, State::Running);
@@ -243,16 +283,21 @@ async fn unhealthy_replicas_are_restarted_with_their_policy() {
     let keep = fake.by_name("t-keep-1").unwrap();
     fake.set_health(&web.id, Health::Unhealthy);
     fake.set_health(&keep.id, Health::Unhealthy);
-    pass(&mut r).await;
-    clock.advance(Duration::from_secs(2));
     let before = fake.calls().len();
     pass(&mut r).await;
     let calls = fake.calls()[before..].to_vec();
     assert_eq!(
         calls,
-        ["stop t-web-1", "start t-web-1"],
-        "restarted in place, the same container"
+        [
+            format!("rename t-web-1 t-web-1-{}", web.id),
+            "create t-web-1".into(),
+            "start t-web-1".into(),
+            format!("stop t-web-1-{}", web.id),
+            format!("remove t-web-1-{}", web.id),
+        ],
+        "its successor starts first, then it stops"
     );
+    pass(&mut r).await;
     // restart: no (the default) leaves it out of the balancer, running.
     assert_eq!(fake.by_name("t-keep-1").unwrap().state, State::Running);
     let web_events: Vec<&str> = r
@@ -267,8 +312,8 @@ async fn unhealthy_replicas_are_restarted_with_their_policy() {
         [
             "unhealthy: the container's health check failed",
             "restarting (unhealthy, restart 1)",
-            "draining: restarting: unhealthy",
-            "stopped: restarting: unhealthy",
+            "draining: replaced: unhealthy",
+            "starting: health check pending",
         ]
     );
     assert!(r
@@ -350,9 +395,8 @@ async fn dependants_with_restart_true_follow_their_dependency() {
     let mut r = Reconciler::new(fake.clone(), p.clone()).with_clock(clock.clone());
     pass(&mut r).await;
     crash(&fake, "t-db-1", 1);
-    pass(&mut r).await;
-    clock.advance(Duration::from_secs(2));
     let before = fake.calls().len();
+    // A first crash is restarted at once.
     pass(&mut r).await;
     let calls = fake.calls()[before..].to_vec();
     assert_eq!(
@@ -450,4 +494,278 @@ async fn scale_outs_after_the_first_pass_start_in_the_background() {
         .filter(|c| c.starts_with("create"))
         .count();
     assert_eq!(creates, 6, "{:?}", fake.calls());
+}
+
+/// A reconciler over `yaml` with revisions kept in `state`, applied as a control plane
+/// starting would.
+async fn applied(
+    fake: &Arc<Fake>,
+    yaml: &str,
+    state: &std::path::Path,
+    clock: &Arc<FakeClock>,
+) -> Reconciler {
+    let p = project(yaml);
+    let revisions = shoal_engine::revision::Revisions::load(state).unwrap();
+    let mut r = Reconciler::new(fake.clone(), Arc::new(p.clone()))
+        .with_clock(clock.clone())
+        .with_revisions(revisions);
+    let images = r.image_ids(&p).await;
+    r.apply(p, &images, "up", true);
+    r
+}
+
+/// Passes 250 ms apart until one converges (at most `max` of them).
+async fn until_converged(r: &mut Reconciler, clock: &FakeClock, max: u32) -> bool {
+    for _ in 0..max {
+        clock.advance(Duration::from_millis(250));
+        if pass(r).await.converged {
+            return true;
+        }
+    }
+    false
+}
+
+const ROLL: &str = "services:\n  web:\n    image: web\n    deploy: {replicas: 3}\n    healthcheck: {test: [CMD, ok]}\n";
+
+async fn hashes(fake: &Fake) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = fake
+        .list("t")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.name, c.labels["io.shoal.revision"].clone()))
+        .collect();
+    v.sort();
+    v
+}
+
+async fn healthy_all(fake: &Fake) {
+    for c in fake.list("t").await.unwrap() {
+        if c.state == State::Running && c.health == Some(Health::Starting) {
+            fake.set_health(&c.id, Health::Healthy);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_new_revision_that_exits_is_rolled_back_at_full_count() {
+    let fake = Arc::new(Fake::new());
+    fake.add_image("web");
+    let state = tempfile::tempdir().unwrap();
+    let clock = Arc::new(FakeClock::default());
+    let mut r = applied(&fake, ROLL, state.path(), &clock).await;
+    pass(&mut r).await;
+    healthy_all(&fake).await;
+    assert!(pass(&mut r).await.converged);
+    assert_eq!(
+        hashes(&fake).await.iter().filter(|(_, n)| n == "1").count(),
+        3
+    );
+
+    // Revision 2: its first replica exits as soon as it starts.
+    let v2 = ROLL.replace(
+        "image: web\n",
+        "image: web\n    environment: {BROKEN: '1'}\n",
+    );
+    let p2 = project(&v2);
+    let images = r.image_ids(&p2).await;
+    assert_eq!(r.apply(p2, &images, "up", false), ["web"]);
+    pass(&mut r).await;
+    let new = fake.by_name("t-web-1").unwrap();
+    assert_eq!(new.labels["io.shoal.revision"], "2");
+    fake.exit(&new.id, 3);
+    let mut back = false;
+    for _ in 0..20 {
+        clock.advance(Duration::from_millis(250));
+        let p = pass(&mut r).await;
+        healthy_all(&fake).await;
+        if p.converged {
+            back = true;
+            break;
+        }
+    }
+    assert!(back, "converged back on revision 1");
+    let now = hashes(&fake).await;
+    assert_eq!(
+        now,
+        [
+            ("t-web-1".to_string(), "1".to_string()),
+            ("t-web-2".to_string(), "1".to_string()),
+            ("t-web-3".to_string(), "1".to_string())
+        ],
+        "the old replica went back to its name; nothing of revision 2 left"
+    );
+    let (current, record) = r.rollout_records()["web"].clone();
+    let record = record.unwrap();
+    assert_eq!(current, 1);
+    assert_eq!(
+        record.state,
+        shoal_engine::revision::RolloutState::RolledBack
+    );
+    assert!(record.rollback);
+    assert_eq!(record.reason.as_deref(), Some("web.1 exited with code 3"));
+    assert!(r.book().events.iter().any(|e| e.replica == "web"
+        && e.message == "rollout 1→2: web.1 exited with code 3, rolling back"));
+
+    // A control plane started again on the same (bad) file keeps revision 1.
+    let mut again = applied(&fake, &v2, state.path(), &clock).await;
+    let calls = fake.calls().len();
+    assert!(pass(&mut again).await.converged);
+    assert_eq!(fake.calls().len(), calls, "{:?}", &fake.calls()[calls..]);
+}
+
+#[tokio::test]
+async fn a_rebuilt_image_rolls_and_settings_alone_do_not() {
+    let fake = Arc::new(Fake::new());
+    fake.add_image("web");
+    let state = tempfile::tempdir().unwrap();
+    let clock = Arc::new(FakeClock::default());
+    let mut r = applied(&fake, ROLL, state.path(), &clock).await;
+    pass(&mut r).await;
+    healthy_all(&fake).await;
+    assert!(pass(&mut r).await.converged);
+
+    // Only what the control plane reads changed: nothing rolls.
+    let tuned = ROLL.replace(
+        "deploy: {replicas: 3}",
+        "deploy: {replicas: 3, update_config: {parallelism: 3}}\n    x-shoal: {lb: {retries: 3}}",
+    );
+    let p = project(&tuned);
+    let images = r.image_ids(&p).await;
+    assert!(r.apply(p, &images, "up", false).is_empty());
+
+    // The same file over a rebuilt image rolls, all at once (parallelism 3).
+    fake.add_image("web");
+    let p = project(&tuned);
+    let images = r.image_ids(&p).await;
+    assert_eq!(r.apply(p, &images, "up", false), ["web"]);
+    let before = fake.calls().len();
+    pass(&mut r).await;
+    let created = fake.calls()[before..]
+        .iter()
+        .filter(|c| c.starts_with("create "))
+        .count();
+    assert_eq!(created, 3);
+    healthy_all(&fake).await;
+    assert!(until_converged(&mut r, &clock, 40).await);
+    assert!(
+        hashes(&fake).await.iter().all(|(_, n)| n == "2"),
+        "{:?}",
+        hashes(&fake).await
+    );
+}
+
+#[tokio::test]
+async fn one_replica_on_a_named_volume_is_replaced_stop_first() {
+    let yaml = "services:\n  db:\n    image: db\n    volumes: [data:/data]\nvolumes:\n  data: {}\n";
+    let fake = Arc::new(Fake::new());
+    fake.add_image("db");
+    let state = tempfile::tempdir().unwrap();
+    let clock = Arc::new(FakeClock::default());
+    let mut r = applied(&fake, yaml, state.path(), &clock).await;
+    r.infrastructure().await.unwrap();
+    assert!(until_converged(&mut r, &clock, 4).await);
+    let p = project(&yaml.replace("image: db\n", "image: db\n    environment: {V: '2'}\n"));
+    let images = r.image_ids(&p).await;
+    r.apply(p, &images, "up", false);
+    let before = fake.calls().len();
+    pass(&mut r).await;
+    assert_eq!(
+        &fake.calls()[before..],
+        [
+            "stop t-db-1",
+            "remove t-db-1",
+            "create t-db-1",
+            "start t-db-1"
+        ],
+        "never two servers on one data directory"
+    );
+}
+
+#[tokio::test]
+async fn a_control_plane_killed_mid_rollout_finishes_it() {
+    let fake = Arc::new(Fake::new());
+    fake.add_image("web");
+    let state = tempfile::tempdir().unwrap();
+    let clock = Arc::new(FakeClock::default());
+    let mut r = applied(&fake, ROLL, state.path(), &clock).await;
+    pass(&mut r).await;
+    healthy_all(&fake).await;
+    assert!(pass(&mut r).await.converged);
+    let v2 = ROLL.replace("image: web\n", "image: web\n    environment: {V: '2'}\n");
+    let p2 = project(&v2);
+    let images = r.image_ids(&p2).await;
+    r.apply(p2, &images, "up", false);
+    // The first successor started beside its old replica, then the control plane dies.
+    pass(&mut r).await;
+    assert_eq!(fake.list("t").await.unwrap().len(), 4);
+    drop(r);
+
+    let mut again = applied(&fake, &v2, state.path(), &clock).await;
+    for _ in 0..40 {
+        clock.advance(Duration::from_millis(250));
+        healthy_all(&fake).await;
+        if pass(&mut again).await.converged {
+            break;
+        }
+    }
+    assert_eq!(
+        hashes(&fake).await,
+        [
+            ("t-web-1".to_string(), "2".to_string()),
+            ("t-web-2".to_string(), "2".to_string()),
+            ("t-web-3".to_string(), "2".to_string())
+        ],
+        "no replica duplicated or orphaned"
+    );
+    let record = again.rollout_records()["web"].1.clone().unwrap();
+    assert_eq!(record.state, shoal_engine::revision::RolloutState::Complete);
+}
+
+#[tokio::test]
+async fn undo_goes_back_and_refuses_what_it_cannot_do() {
+    let fake = Arc::new(Fake::new());
+    fake.add_image("web");
+    let state = tempfile::tempdir().unwrap();
+    let clock = Arc::new(FakeClock::default());
+    let mut r = applied(&fake, ROLL, state.path(), &clock).await;
+    assert_eq!(
+        r.undo("web", None),
+        Err("`web` has no revision before 1 to go back to".into())
+    );
+    assert_eq!(
+        r.undo("nope", None),
+        Err("no service `nope` in project t".into())
+    );
+    assert_eq!(
+        r.undo("web", Some(7)),
+        Err("`web` has no revision 7 (kept: 1)".into())
+    );
+    pass(&mut r).await;
+    healthy_all(&fake).await;
+    let p2 = project(&ROLL.replace("image: web\n", "image: web\n    environment: {V: '2'}\n"));
+    let images = r.image_ids(&p2).await;
+    r.apply(p2, &images, "up", false);
+    healthy_all(&fake).await;
+    for _ in 0..40 {
+        clock.advance(Duration::from_millis(250));
+        healthy_all(&fake).await;
+        if pass(&mut r).await.converged {
+            break;
+        }
+    }
+    assert_eq!(r.undo("web", None), Ok((2, 1)));
+    for _ in 0..40 {
+        clock.advance(Duration::from_millis(250));
+        healthy_all(&fake).await;
+        if pass(&mut r).await.converged {
+            break;
+        }
+    }
+    assert!(
+        hashes(&fake).await.iter().all(|(_, n)| n == "1"),
+        "{:?}",
+        hashes(&fake).await
+    );
+    assert_eq!(r.rollout_records()["web"].0, 1);
 }

@@ -295,6 +295,11 @@ async fn forward(
                 );
                 ep.record(!unavailable, &route.config.eject, now_ms());
                 ep.stats.record(rtt, unavailable);
+                if status.is_server_error() && !unavailable {
+                    ep.stats
+                        .server_errors
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 if unavailable {
                     if let Some(next) = resend(&spare, route, &mut attempts) {
                         tried.push(ep.clone());

@@ -35,6 +35,9 @@ pub struct Stats {
     pub failures: AtomicU64,
     /// Attempts retried on another replica.
     pub retries: AtomicU64,
+    /// Other 5xx answers (500, 501, 505...): passed on, not the replica's failure to
+    /// answer, but what a rollout's analysis counts against a new revision.
+    pub server_errors: AtomicU64,
     latency: [AtomicU64; BUCKETS_US.len()],
     latency_sum_us: AtomicU64,
 }
@@ -50,6 +53,8 @@ pub struct Snapshot {
     pub failures: u64,
     /// Retries.
     pub retries: u64,
+    /// Other 5xx answers.
+    pub server_errors: u64,
     /// Count per latency bucket (not cumulative).
     pub latency: [u64; BUCKETS_US.len()],
     /// Sum of latencies, µs.
@@ -88,6 +93,7 @@ impl Stats {
             requests: self.requests.load(Ordering::Relaxed),
             failures: self.failures.load(Ordering::Relaxed),
             retries: self.retries.load(Ordering::Relaxed),
+            server_errors: self.server_errors.load(Ordering::Relaxed),
             latency,
             latency_sum_us: self.latency_sum_us.load(Ordering::Relaxed),
         }
@@ -112,6 +118,19 @@ impl Snapshot {
         None
     }
 
+    /// Adds `other`'s counts to these (a replica's ports, or a service's replicas).
+    pub fn add(&mut self, other: &Snapshot) {
+        self.arrivals += other.arrivals;
+        self.requests += other.requests;
+        self.failures += other.failures;
+        self.retries += other.retries;
+        self.server_errors += other.server_errors;
+        for (a, b) in self.latency.iter_mut().zip(other.latency) {
+            *a += b;
+        }
+        self.latency_sum_us += other.latency_sum_us;
+    }
+
     /// What happened between `earlier` and `self`.
     pub fn since(&self, earlier: &Snapshot) -> Snapshot {
         let mut latency = [0u64; BUCKETS_US.len()];
@@ -123,6 +142,7 @@ impl Snapshot {
             requests: self.requests.saturating_sub(earlier.requests),
             failures: self.failures.saturating_sub(earlier.failures),
             retries: self.retries.saturating_sub(earlier.retries),
+            server_errors: self.server_errors.saturating_sub(earlier.server_errors),
             latency,
             latency_sum_us: self.latency_sum_us.saturating_sub(earlier.latency_sum_us),
         }

@@ -3,6 +3,10 @@
 //!
 //! - `GET /status`: the control plane's [`Status`].
 //! - `POST /scale` with `{"web": 5}`: set replica counts.
+//! - `POST /apply` with the project as JSON (the typed model): run this version; the
+//!   answer names the services that roll.
+//! - `POST /rollout` with `{"action": "undo", "service": "web", "to": 2}` (or `pause`,
+//!   `resume`).
 //! - `POST /shutdown` with `{"remove": true, "volumes": false}`: stop (as `down`).
 
 use std::collections::BTreeMap;
@@ -17,7 +21,8 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
-use shoal_engine::{Command, Handle, Status};
+use shoal_engine::{Command, Handle, RolloutCommand, Status};
+use shoal_spec::Project;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{oneshot, watch};
 
@@ -80,25 +85,40 @@ async fn route(
                     json!({"error": "expected {\"service\": count}"}),
                 );
             };
-            let (tx, rx) = oneshot::channel();
-            if handle
-                .commands
-                .send(Command::Scale(counts, tx))
-                .await
-                .is_err()
-            {
-                return reply(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    json!({"error": "the control plane is stopping"}),
-                );
-            }
-            match rx.await {
+            match ask(&handle, |tx| Command::Scale(counts, tx)).await {
                 Ok(Ok(())) => reply(StatusCode::OK, json!({})),
                 Ok(Err(e)) => reply(StatusCode::BAD_REQUEST, json!({ "error": e })),
-                Err(_) => reply(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    json!({"error": "the control plane is stopping"}),
-                ),
+                Err(e) => reply(StatusCode::SERVICE_UNAVAILABLE, json!({ "error": e })),
+            }
+        }
+        (Method::POST, "/apply") => {
+            let project = match serde_json::from_slice::<Project>(&body) {
+                Ok(p) => p.named(),
+                Err(e) => {
+                    return reply(
+                        StatusCode::BAD_REQUEST,
+                        json!({ "error": format!("expected a project: {e}") }),
+                    )
+                }
+            };
+            let answer = ask(&handle, |tx| Command::Apply(Box::new(project), tx)).await;
+            match answer {
+                Ok(Ok(rolling)) => reply(StatusCode::OK, json!({ "rolling": rolling })),
+                Ok(Err(e)) => reply(StatusCode::BAD_REQUEST, json!({ "error": e })),
+                Err(e) => reply(StatusCode::SERVICE_UNAVAILABLE, json!({ "error": e })),
+            }
+        }
+        (Method::POST, "/rollout") => {
+            let Ok(cmd) = serde_json::from_slice::<RolloutCommand>(&body) else {
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    json!({"error": "expected {\"action\": \"undo\"|\"pause\"|\"resume\", \"service\": ...}"}),
+                );
+            };
+            match ask(&handle, |tx| Command::Rollout(cmd, tx)).await {
+                Ok(Ok(said)) => reply(StatusCode::OK, json!({ "message": said })),
+                Ok(Err(e)) => reply(StatusCode::BAD_REQUEST, json!({ "error": e })),
+                Err(e) => reply(StatusCode::SERVICE_UNAVAILABLE, json!({ "error": e })),
             }
         }
         (Method::POST, "/shutdown") => {
@@ -112,6 +132,21 @@ async fn route(
         }
         _ => reply(StatusCode::NOT_FOUND, json!({"error": "no such endpoint"})),
     }
+}
+
+/// Sends a command that answers, and waits for the answer.
+async fn ask<T>(
+    handle: &Handle,
+    make: impl FnOnce(oneshot::Sender<T>) -> Command,
+) -> Result<T, String> {
+    let (tx, rx) = oneshot::channel();
+    let stopping = || "the control plane is stopping".to_string();
+    handle
+        .commands
+        .send(make(tx))
+        .await
+        .map_err(|_| stopping())?;
+    rx.await.map_err(|_| stopping())
 }
 
 /// A client of a running control plane.
@@ -174,6 +209,34 @@ impl Client {
             );
         }
         Ok(())
+    }
+
+    /// `POST /apply`: the services that roll.
+    pub async fn apply(&self, project: &Project) -> anyhow::Result<Vec<String>> {
+        let (code, v) = self
+            .call(Method::POST, "/apply", Some(serde_json::to_value(project)?))
+            .await?;
+        if !code.is_success() {
+            bail!(
+                "{}",
+                v["error"].as_str().unwrap_or("the control plane refused")
+            );
+        }
+        Ok(serde_json::from_value(v["rolling"].clone()).unwrap_or_default())
+    }
+
+    /// `POST /rollout`: what the control plane did.
+    pub async fn rollout(&self, cmd: &RolloutCommand) -> anyhow::Result<String> {
+        let (code, v) = self
+            .call(Method::POST, "/rollout", Some(serde_json::to_value(cmd)?))
+            .await?;
+        if !code.is_success() {
+            bail!(
+                "{}",
+                v["error"].as_str().unwrap_or("the control plane refused")
+            );
+        }
+        Ok(v["message"].as_str().unwrap_or_default().to_string())
     }
 
     /// `POST /shutdown`, then waits until the control plane is gone.

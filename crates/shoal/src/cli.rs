@@ -50,6 +50,52 @@ pub enum Command {
     Build(BuildArgs),
     /// Validate and print the normalized project.
     Config(ConfigArgs),
+    /// A service's revisions and rolling update: status, history, undo, pause, resume.
+    Rollout(RolloutArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RolloutArgs {
+    #[command(subcommand)]
+    pub verb: RolloutVerb,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RolloutVerb {
+    /// Where each service's last rollout is; exits 1 when one failed.
+    Status {
+        /// Only this service.
+        service: Option<String>,
+        /// Wait until the rollouts end.
+        #[arg(short, long)]
+        wait: bool,
+        /// With --wait: how long, in seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+    },
+    /// A service's kept revisions (`*` is the current one).
+    History {
+        /// The service.
+        service: String,
+    },
+    /// Roll a service back to its previous revision, or to --to-revision.
+    Undo {
+        /// The service.
+        service: String,
+        /// The revision to go to.
+        #[arg(long)]
+        to_revision: Option<u32>,
+    },
+    /// Start no new batch of a service's rollout.
+    Pause {
+        /// The service.
+        service: String,
+    },
+    /// Go on with a paused rollout.
+    Resume {
+        /// The service.
+        service: String,
+    },
 }
 
 #[derive(Args, Debug, Clone)]

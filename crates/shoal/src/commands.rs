@@ -5,6 +5,7 @@ mod config;
 mod down;
 mod logs;
 mod ps;
+mod rollout;
 mod scale;
 mod up;
 
@@ -26,6 +27,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Logs(args) => logs::run(&cli.global, args).await,
         Command::Scale(args) => scale::run(&cli.global, args).await,
         Command::Build(args) => build::run(&cli.global, args).await,
+        Command::Rollout(args) => rollout::run(&cli.global, args).await,
     }
 }
 
@@ -55,6 +57,18 @@ pub fn load(global: &Global) -> anyhow::Result<Loaded> {
             )
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// The project's name: the Compose file's, else (like `docker compose -p NAME`, which
+/// finds a project by its labels) the one `-p` gives when there is no usable file. An
+/// invalid file is an error all the same. The second value is why the file was not
+/// used, when it was not.
+pub fn project_name(global: &Global) -> anyhow::Result<(String, Option<anyhow::Error>)> {
+    match (&global.project_name, load(global)) {
+        (_, Ok(loaded)) => Ok((loaded.project.name, None)),
+        (Some(name), Err(e)) if !e.to_string().contains("not valid") => Ok((name.clone(), Some(e))),
+        (_, Err(e)) => Err(e),
     }
 }
 

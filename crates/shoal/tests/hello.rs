@@ -111,6 +111,33 @@ fn hello_example_end_to_end() {
     p.ok(&["up", "-d"]);
     assert_eq!(visits(port), first + 3);
 
+    // The database updated (an override adds a setting): one replica on a named
+    // volume rolls stop-first, never two servers on one data directory; the count
+    // survives, and web (no `depends_on.restart: true`) is not touched.
+    let web_before: Vec<(String, String)> = started(&p)
+        .into_iter()
+        .filter(|(id, _)| replicas_of_web(&p).iter().any(|c| c["id"] == id.as_str()))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let override_file = dir.path().join("db-tuning.yaml");
+    std::fs::write(
+        &override_file,
+        "services:\n  db:\n    environment: {POSTGRES_INITDB_ARGS: \"--data-checksums\"}\n",
+    )
+    .unwrap();
+    let override_arg = override_file.display().to_string();
+    let rolled = p.shoal(&["-f", &override_arg, "up", "-d"]);
+    let said = String::from_utf8_lossy(&rolled.stderr).into_owned();
+    assert!(rolled.status.success(), "{said}");
+    assert!(said.contains("rolling db"), "{said}");
+    assert!(said.contains("db rollout 1→2: complete, 1/1"), "{said}");
+    assert_eq!(visits(port), first + 4);
+    let web_after: Vec<(String, String)> = started(&p)
+        .into_iter()
+        .filter(|(id, _)| web_before.iter().any(|(w, _)| w == id))
+        .collect();
+    assert_eq!(web_before, web_after, "web was restarted");
+
     // down -v removes it: the count starts again.
     p.ok(&["down", "-v"]);
     assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());

@@ -36,6 +36,17 @@ pub struct Project {
     pub x_shoal: Option<serde_json::Value>,
 }
 
+impl Project {
+    /// The project read back from its JSON, with each service's name (its key, not a
+    /// field of its own) set again.
+    pub fn named(mut self) -> Project {
+        for (name, svc) in &mut self.services {
+            svc.name = name.clone();
+        }
+        self
+    }
+}
+
 /// One service.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Service {
@@ -139,6 +150,27 @@ pub struct XShoal {
     /// `x-shoal.autoscale`: replicas follow measured load.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub autoscale: Option<Autoscale>,
+    /// `x-shoal.update`: how a rolling update judges a new replica.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub update: Option<Update>,
+}
+
+/// `x-shoal.update`: what `deploy.update_config` has no word for.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Update {
+    /// How long a new replica may take to be ready (default: its health check's
+    /// start period plus 30 s).
+    #[serde(
+        serialize_with = "ser_opt_duration",
+        deserialize_with = "de_opt_duration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ready_timeout: Option<Duration>,
+    /// Share of a new replica's requests that may fail while it is watched (default
+    /// 0.05).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error_ratio: Option<f64>,
 }
 
 /// `x-shoal.autoscale`.
@@ -213,7 +245,10 @@ impl Default for Probe {
 
 impl XShoal {
     fn is_empty(&self) -> bool {
-        self.lb.is_none() && self.health.is_none() && self.autoscale.is_none()
+        self.lb.is_none()
+            && self.health.is_none()
+            && self.autoscale.is_none()
+            && self.update.is_none()
     }
 
     /// The balancer settings, defaults where unset.

@@ -309,7 +309,7 @@ impl Cx<'_> {
 
     fn x_shoal(&mut self, node: &Node, path: &str) -> XShoal {
         let mut x = XShoal::default();
-        let Some(fields) = self.fields(node, path, &["lb", "health", "autoscale"]) else {
+        let Some(fields) = self.fields(node, path, &["lb", "health", "autoscale", "update"]) else {
             return x;
         };
         for (k, v) in fields {
@@ -317,10 +317,33 @@ impl Cx<'_> {
                 "lb" => x.lb = self.lb(v, &join(path, "lb")),
                 "health" => x.health = self.probe(v, &join(path, "health")),
                 "autoscale" => x.autoscale = self.autoscale(v, &join(path, "autoscale")),
+                "update" => x.update = self.update(v, &join(path, "update")),
                 _ => {}
             }
         }
         x
+    }
+
+    fn update(&mut self, node: &Node, path: &str) -> Option<Update> {
+        let fields = self.fields(node, path, &["ready_timeout", "error_ratio"])?;
+        let mut u = Update::default();
+        for (k, v) in fields {
+            let kp = join(path, &k.name);
+            match k.name.as_str() {
+                "ready_timeout" => u.ready_timeout = self.duration(v, &kp),
+                "error_ratio" => match self.float(v, &kp) {
+                    Some(r) if r > 1.0 => self.error_hint(
+                        v,
+                        &kp,
+                        format!("{r} is not a ratio"),
+                        "use a number from 0 to 1 (0.05 fails a replica when 5 % of its requests fail)",
+                    ),
+                    r => u.error_ratio = r,
+                },
+                _ => {}
+            }
+        }
+        Some(u)
     }
 
     fn autoscale(&mut self, node: &Node, path: &str) -> Option<Autoscale> {

@@ -491,3 +491,30 @@ fn update_config_keeps_what_is_unset_unset() {
     let back: shoal_spec::Project = serde_json::from_str(&json).unwrap();
     assert_eq!(back.services["web"].deploy.update_config, d.update_config);
 }
+
+#[test]
+fn x_shoal_update_is_checked_like_the_rest() {
+    let e = one_error(
+        "services:\n  web:\n    image: x\n    x-shoal:\n      update: {ready_timeout: 5x}\n",
+    );
+    assert_eq!(e.path, "services.web.x-shoal.update.ready_timeout");
+    let e = one_error(
+        "services:\n  web:\n    image: x\n    x-shoal:\n      update: {error_ratio: 2}\n",
+    );
+    assert_eq!(e.message, "2 is not a ratio");
+    let e = one_error(
+        "services:\n  web:\n    image: x\n    x-shoal:\n      update: {ready_timout: 5s}\n",
+    );
+    assert_eq!(e.hint.as_deref(), Some("did you mean `ready_timeout`?"));
+    let loaded = ok(&[(
+        "compose.yaml",
+        "services:\n  web:\n    image: x\n    x-shoal:\n      update: {ready_timeout: 5s, error_ratio: 0.2}\n",
+    )]);
+    let u = loaded.project.services["web"]
+        .x_shoal
+        .update
+        .clone()
+        .unwrap();
+    assert_eq!(u.ready_timeout, Some(std::time::Duration::from_secs(5)));
+    assert_eq!(u.error_ratio, Some(0.2));
+}

@@ -22,6 +22,11 @@
 //! | `/admin/exit-after?n=N` | exits (code 1) after N more requests |
 //! | `/admin/hang?v=true` | accepts connections and never answers them |
 //!
+//! Set at start, from the environment: `VERSION` (sent back as `X-Version` on every
+//! response), `STATUS` (the status of `GET /`, 200 by default), `HEALTHY=false` (starts
+//! unhealthy), `EXIT_AT_START=N` (exits with code N at once), `LATENCY_MS`, `PORT`,
+//! `TCP_PORT`, `WORKERS`, `NAME`.
+//!
 //! `testkit --check` asks `/healthz` on this host and exits 0 when it is healthy: the
 //! healthcheck of an image with no shell.
 
@@ -44,6 +49,10 @@ use tokio::net::TcpListener;
 /// The knobs, shared by every connection.
 struct Knobs {
     name: String,
+    /// `X-Version` on every response, when set.
+    version: Option<String>,
+    /// Status of `GET /`.
+    status: StatusCode,
     latency_ms: AtomicU64,
     healthy: AtomicBool,
     hang: AtomicBool,
@@ -59,6 +68,13 @@ fn main() {
     if std::env::args().any(|a| a == "--check") {
         std::process::exit(if check(port) { 0 } else { 1 });
     }
+    if let Some(code) = std::env::var("EXIT_AT_START")
+        .ok()
+        .and_then(|c| c.parse().ok())
+    {
+        eprintln!("testkit: EXIT_AT_START={code}: exiting");
+        std::process::exit(code);
+    }
     let tcp_port: u16 = env("TCP_PORT", 9000);
     let workers: usize = env("WORKERS", 0);
     let mut rt = tokio::runtime::Builder::new_multi_thread();
@@ -71,8 +87,10 @@ fn main() {
         .unwrap_or_else(|_| "testkit".into());
     let knobs = Arc::new(Knobs {
         name,
+        version: std::env::var("VERSION").ok(),
+        status: StatusCode::from_u16(env("STATUS", 200)).unwrap_or(StatusCode::OK),
         latency_ms: AtomicU64::new(env("LATENCY_MS", 0)),
-        healthy: AtomicBool::new(true),
+        healthy: AtomicBool::new(env("HEALTHY", true)),
         hang: AtomicBool::new(false),
         exit_after: AtomicI64::new(-1),
         served: AtomicU64::new(0),
@@ -132,12 +150,14 @@ fn param(req: &Request<Incoming>, key: &str) -> Option<String> {
 }
 
 fn text(knobs: &Knobs, status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
-    Response::builder()
+    let mut r = Response::builder()
         .status(status)
         .header("content-type", "text/plain")
-        .header("x-replica", &knobs.name)
-        .body(Full::new(body.into()))
-        .expect("a valid response")
+        .header("x-replica", &knobs.name);
+    if let Some(v) = &knobs.version {
+        r = r.header("x-version", v);
+    }
+    r.body(Full::new(body.into())).expect("a valid response")
 }
 
 async fn handle(req: Request<Incoming>, knobs: Arc<Knobs>) -> Result<Response<Body>, Infallible> {
@@ -161,7 +181,7 @@ async fn handle(req: Request<Incoming>, knobs: Arc<Knobs>) -> Result<Response<Bo
             if lat > 0 {
                 tokio::time::sleep(Duration::from_millis(lat)).await;
             }
-            text(&knobs, StatusCode::OK, format!("{}\n", knobs.name))
+            text(&knobs, knobs.status, format!("{}\n", knobs.name))
         }
         "/delay" => {
             tokio::time::sleep(Duration::from_millis(ms(&req, "ms"))).await;

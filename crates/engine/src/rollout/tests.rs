@@ -13,6 +13,7 @@ fn settings() -> Settings {
         max_failure_ratio: 0.0,
         order: Order::StartFirst,
         ready_timeout: 30 * S,
+        error_ratio: ERROR_RATIO,
     }
 }
 
@@ -20,6 +21,15 @@ fn settings() -> Settings {
 /// action: `Surge` adds a starting successor, `Retire` removes the old container.
 struct World {
     slots: Vec<Slot>,
+}
+
+/// `m` has answered `requests` so far, `bad` of them failed, each in `ms`.
+fn traffic(m: &mut Member, requests: u64, bad: u64, ms: u64) {
+    let s = shoal_proxy::metrics::Stats::default();
+    for i in 0..requests {
+        s.record(Duration::from_millis(ms), i < bad);
+    }
+    m.stats = s.snapshot();
 }
 
 fn ready() -> Member {
@@ -176,14 +186,32 @@ fn failing_requests_during_monitor_fail_the_successor() {
     w.set_new(1, Condition::Ready);
     w.apply(&r.step(S, &w.slots).actions);
     // 9 failures of 9 requests: too few to judge.
-    let new = w.slot(1).new.as_mut().unwrap();
-    (new.requests, new.bad) = (9, 9);
+    traffic(w.slot(1).new.as_mut().unwrap(), 9, 9, 1);
     assert_eq!(r.step(2 * S, &w.slots).roll_back, None);
-    let new = w.slot(1).new.as_mut().unwrap();
-    (new.requests, new.bad) = (20, 2);
+    traffic(w.slot(1).new.as_mut().unwrap(), 20, 2, 1);
     assert_eq!(
         r.step(3 * S, &w.slots).roll_back.as_deref(),
         Some("web.1 failed 2 of 20 requests")
+    );
+}
+
+#[test]
+fn a_successor_much_slower_than_the_old_revision_fails() {
+    let mut w = World::old(2);
+    for r in 1..=2 {
+        traffic(w.slot(r).old.as_mut().unwrap(), 100, 0, 3);
+    }
+    let mut r = Rollout::new("web", Some(1), 2, settings(), false);
+    w.apply(&r.step(Duration::ZERO, &w.slots).actions);
+    w.set_new(1, Condition::Ready);
+    w.apply(&r.step(S, &w.slots).actions);
+    // Twice as slow is noise at these bucket sizes (5 ms against 10 ms): fine.
+    traffic(w.slot(1).new.as_mut().unwrap(), 50, 0, 8);
+    assert_eq!(r.step(2 * S, &w.slots).roll_back, None);
+    traffic(w.slot(1).new.as_mut().unwrap(), 100, 0, 300);
+    assert_eq!(
+        r.step(3 * S, &w.slots).roll_back.as_deref(),
+        Some("web.1 answered with a p99 of 500 ms, the old revision's 5 ms")
     );
 }
 
@@ -194,12 +222,10 @@ fn errors_after_the_monitor_window_are_not_the_rollouts() {
     w.apply(&r.step(Duration::ZERO, &w.slots).actions);
     w.set_new(1, Condition::Ready);
     w.apply(&r.step(S, &w.slots).actions);
-    let new = w.slot(1).new.as_mut().unwrap();
-    (new.requests, new.bad) = (100, 0);
+    traffic(w.slot(1).new.as_mut().unwrap(), 100, 0, 1);
     r.step(7 * S, &w.slots);
     assert_eq!(r.state, RolloutState::Complete);
-    let new = w.slot(1).new.as_mut().unwrap();
-    (new.requests, new.bad) = (200, 100);
+    traffic(w.slot(1).new.as_mut().unwrap(), 200, 100, 1);
     assert_eq!(r.step(8 * S, &w.slots), Step::default());
 }
 

@@ -9,14 +9,10 @@ use crate::cli::{DownArgs, Global};
 pub async fn run(global: &Global, args: &DownArgs) -> anyhow::Result<ExitCode> {
     // Like `docker compose -p NAME down`, this works without the Compose file: all it
     // needs is the project name, and everything is found by label.
-    let name = match (&global.project_name, super::load(global)) {
-        (_, Ok(loaded)) => loaded.project.name,
-        (Some(name), Err(e)) if !e.to_string().contains("not valid") => {
-            eprintln!("warning: {e:#}; removing project {name} by its labels");
-            name.clone()
-        }
-        (_, Err(e)) => return Err(e),
-    };
+    let (name, why) = super::project_name(global)?;
+    if let Some(e) = why {
+        eprintln!("warning: {e:#}; removing project {name} by its labels");
+    }
     let name = &name;
     let rt = super::engine().await?;
     if let Some(client) = Client::connect(&crate::state::socket(name)).await {

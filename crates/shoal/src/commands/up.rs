@@ -41,14 +41,12 @@ pub async fn run(global: &Global, args: &UpArgs) -> anyhow::Result<ExitCode> {
     let rt = super::engine().await?;
     let socket = state::socket(&project.name);
     if !args.detached_child {
-        if let Some(c) = Client::connect(&socket).await {
-            let pid = c.status().await.map(|s| s.pid).unwrap_or_default();
-            anyhow::bail!(
-                "a control plane is already running for project {} (pid {pid})\n  hint: `shoal ps` shows it, `shoal scale` changes it, `shoal down` stops it",
-                project.name
-            );
-        }
         crate::images::ensure(rt.as_ref(), &project, args.build, &[]).await?;
+        if let Some(c) = Client::connect(&socket).await {
+            // A control plane runs: it takes this version of the project and rolls
+            // what changed.
+            return roll(&c, &project, &scale, args).await;
+        }
     }
     let state_dir = state::create(&project.name).with_context(|| {
         format!(
@@ -128,6 +126,29 @@ pub async fn run(global: &Global, args: &UpArgs) -> anyhow::Result<ExitCode> {
     }
     result?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Hands `project` to the running control plane and, unless `--no-wait`, waits for
+/// its rollouts: the exit code says whether they succeeded.
+async fn roll(
+    client: &Client,
+    project: &Project,
+    scale: &BTreeMap<String, u32>,
+    args: &UpArgs,
+) -> anyhow::Result<ExitCode> {
+    let rolling = client.apply(project).await?;
+    if !scale.is_empty() {
+        client.scale(scale).await?;
+    }
+    if rolling.is_empty() {
+        eprintln!("project {}: no service changed", project.name);
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!("project {}: rolling {}", project.name, rolling.join(", "));
+    if args.no_wait {
+        return Ok(ExitCode::SUCCESS);
+    }
+    super::rollout::wait_for(client, &rolling, Duration::from_secs(args.wait_timeout)).await
 }
 
 fn init_tracing() {
