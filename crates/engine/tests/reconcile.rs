@@ -514,11 +514,14 @@ async fn applied(
     r
 }
 
-/// Passes 250 ms apart until one converges (at most `max` of them).
-async fn until_converged(r: &mut Reconciler, clock: &FakeClock, max: u32) -> bool {
+/// Passes 250 ms apart until one converges (at most `max` of them), each new
+/// replica turning healthy when its pass is over, as its health check would.
+async fn until_converged(r: &mut Reconciler, fake: &Fake, clock: &FakeClock, max: u32) -> bool {
     for _ in 0..max {
         clock.advance(Duration::from_millis(250));
-        if pass(r).await.converged {
+        let converged = pass(r).await.converged;
+        healthy_all(fake).await;
+        if converged {
             return true;
         }
     }
@@ -539,6 +542,32 @@ async fn hashes(fake: &Fake) -> Vec<(String, String)> {
     v
 }
 
+/// `yaml` (with an image `web`) up and ready at revision 1, its revisions kept in a
+/// state directory of its own.
+async fn running(yaml: &str) -> (Arc<Fake>, tempfile::TempDir, Arc<FakeClock>, Reconciler) {
+    let fake = Arc::new(Fake::new());
+    fake.add_image("web");
+    let state = tempfile::tempdir().unwrap();
+    let clock = Arc::new(FakeClock::default());
+    let mut r = applied(&fake, yaml, state.path(), &clock).await;
+    assert!(until_converged(&mut r, &fake, &clock, 4).await);
+    (fake, state, clock, r)
+}
+
+/// Applies `yaml` as `shoal up` on a running control plane would; what rolls.
+async fn apply(r: &mut Reconciler, yaml: &str) -> Vec<String> {
+    let p = project(yaml);
+    let images = r.image_ids(&p).await;
+    r.apply(p, &images, "up", false)
+}
+
+/// Every replica of `t-web-1..3` on revision `n`.
+fn web_on(n: &str) -> Vec<(String, String)> {
+    (1..=3)
+        .map(|i| (format!("t-web-{i}"), n.to_string()))
+        .collect()
+}
+
 async fn healthy_all(fake: &Fake) {
     for c in fake.list("t").await.unwrap() {
         if c.state == State::Running && c.health == Some(Health::Starting) {
@@ -549,14 +578,7 @@ async fn healthy_all(fake: &Fake) {
 
 #[tokio::test]
 async fn a_new_revision_that_exits_is_rolled_back_at_full_count() {
-    let fake = Arc::new(Fake::new());
-    fake.add_image("web");
-    let state = tempfile::tempdir().unwrap();
-    let clock = Arc::new(FakeClock::default());
-    let mut r = applied(&fake, ROLL, state.path(), &clock).await;
-    pass(&mut r).await;
-    healthy_all(&fake).await;
-    assert!(pass(&mut r).await.converged);
+    let (fake, state, clock, mut r) = running(ROLL).await;
     assert_eq!(
         hashes(&fake).await.iter().filter(|(_, n)| n == "1").count(),
         3
@@ -567,32 +589,19 @@ async fn a_new_revision_that_exits_is_rolled_back_at_full_count() {
         "image: web\n",
         "image: web\n    environment: {BROKEN: '1'}\n",
     );
-    let p2 = project(&v2);
-    let images = r.image_ids(&p2).await;
-    assert_eq!(r.apply(p2, &images, "up", false), ["web"]);
+    assert_eq!(apply(&mut r, &v2).await, ["web"]);
     pass(&mut r).await;
     let new = fake.by_name("t-web-1").unwrap();
     assert_eq!(new.labels["io.shoal.revision"], "2");
     fake.exit(&new.id, 3);
-    let mut back = false;
-    for _ in 0..20 {
-        clock.advance(Duration::from_millis(250));
-        let p = pass(&mut r).await;
-        healthy_all(&fake).await;
-        if p.converged {
-            back = true;
-            break;
-        }
-    }
-    assert!(back, "converged back on revision 1");
+    assert!(
+        until_converged(&mut r, &fake, &clock, 20).await,
+        "converged back on revision 1"
+    );
     let now = hashes(&fake).await;
     assert_eq!(
         now,
-        [
-            ("t-web-1".to_string(), "1".to_string()),
-            ("t-web-2".to_string(), "1".to_string()),
-            ("t-web-3".to_string(), "1".to_string())
-        ],
+        web_on("1"),
         "the old replica went back to its name; nothing of revision 2 left"
     );
     let (current, record) = r.rollout_records()["web"].clone();
@@ -616,29 +625,18 @@ async fn a_new_revision_that_exits_is_rolled_back_at_full_count() {
 
 #[tokio::test]
 async fn a_rebuilt_image_rolls_and_settings_alone_do_not() {
-    let fake = Arc::new(Fake::new());
-    fake.add_image("web");
-    let state = tempfile::tempdir().unwrap();
-    let clock = Arc::new(FakeClock::default());
-    let mut r = applied(&fake, ROLL, state.path(), &clock).await;
-    pass(&mut r).await;
-    healthy_all(&fake).await;
-    assert!(pass(&mut r).await.converged);
+    let (fake, _state, clock, mut r) = running(ROLL).await;
 
     // Only what the control plane reads changed: nothing rolls.
     let tuned = ROLL.replace(
         "deploy: {replicas: 3}",
         "deploy: {replicas: 3, update_config: {parallelism: 3}}\n    x-shoal: {lb: {retries: 3}}",
     );
-    let p = project(&tuned);
-    let images = r.image_ids(&p).await;
-    assert!(r.apply(p, &images, "up", false).is_empty());
+    assert!(apply(&mut r, &tuned).await.is_empty());
 
     // The same file over a rebuilt image rolls, all at once (parallelism 3).
     fake.add_image("web");
-    let p = project(&tuned);
-    let images = r.image_ids(&p).await;
-    assert_eq!(r.apply(p, &images, "up", false), ["web"]);
+    assert_eq!(apply(&mut r, &tuned).await, ["web"]);
     let before = fake.calls().len();
     pass(&mut r).await;
     let created = fake.calls()[before..]
@@ -647,7 +645,7 @@ async fn a_rebuilt_image_rolls_and_settings_alone_do_not() {
         .count();
     assert_eq!(created, 3);
     healthy_all(&fake).await;
-    assert!(until_converged(&mut r, &clock, 40).await);
+    assert!(until_converged(&mut r, &fake, &clock, 40).await);
     assert!(
         hashes(&fake).await.iter().all(|(_, n)| n == "2"),
         "{:?}",
@@ -664,10 +662,12 @@ async fn one_replica_on_a_named_volume_is_replaced_stop_first() {
     let clock = Arc::new(FakeClock::default());
     let mut r = applied(&fake, yaml, state.path(), &clock).await;
     r.infrastructure().await.unwrap();
-    assert!(until_converged(&mut r, &clock, 4).await);
-    let p = project(&yaml.replace("image: db\n", "image: db\n    environment: {V: '2'}\n"));
-    let images = r.image_ids(&p).await;
-    r.apply(p, &images, "up", false);
+    assert!(until_converged(&mut r, &fake, &clock, 4).await);
+    apply(
+        &mut r,
+        &yaml.replace("image: db\n", "image: db\n    environment: {V: '2'}\n"),
+    )
+    .await;
     let before = fake.calls().len();
     pass(&mut r).await;
     assert_eq!(
@@ -684,38 +684,19 @@ async fn one_replica_on_a_named_volume_is_replaced_stop_first() {
 
 #[tokio::test]
 async fn a_control_plane_killed_mid_rollout_finishes_it() {
-    let fake = Arc::new(Fake::new());
-    fake.add_image("web");
-    let state = tempfile::tempdir().unwrap();
-    let clock = Arc::new(FakeClock::default());
-    let mut r = applied(&fake, ROLL, state.path(), &clock).await;
-    pass(&mut r).await;
-    healthy_all(&fake).await;
-    assert!(pass(&mut r).await.converged);
+    let (fake, state, clock, mut r) = running(ROLL).await;
     let v2 = ROLL.replace("image: web\n", "image: web\n    environment: {V: '2'}\n");
-    let p2 = project(&v2);
-    let images = r.image_ids(&p2).await;
-    r.apply(p2, &images, "up", false);
+    apply(&mut r, &v2).await;
     // The first successor started beside its old replica, then the control plane dies.
     pass(&mut r).await;
     assert_eq!(fake.list("t").await.unwrap().len(), 4);
     drop(r);
 
     let mut again = applied(&fake, &v2, state.path(), &clock).await;
-    for _ in 0..40 {
-        clock.advance(Duration::from_millis(250));
-        healthy_all(&fake).await;
-        if pass(&mut again).await.converged {
-            break;
-        }
-    }
+    assert!(until_converged(&mut again, &fake, &clock, 40).await);
     assert_eq!(
         hashes(&fake).await,
-        [
-            ("t-web-1".to_string(), "2".to_string()),
-            ("t-web-2".to_string(), "2".to_string()),
-            ("t-web-3".to_string(), "2".to_string())
-        ],
+        web_on("2"),
         "no replica duplicated or orphaned"
     );
     let record = again.rollout_records()["web"].1.clone().unwrap();
@@ -743,25 +724,15 @@ async fn undo_goes_back_and_refuses_what_it_cannot_do() {
     );
     pass(&mut r).await;
     healthy_all(&fake).await;
-    let p2 = project(&ROLL.replace("image: web\n", "image: web\n    environment: {V: '2'}\n"));
-    let images = r.image_ids(&p2).await;
-    r.apply(p2, &images, "up", false);
+    apply(
+        &mut r,
+        &ROLL.replace("image: web\n", "image: web\n    environment: {V: '2'}\n"),
+    )
+    .await;
     healthy_all(&fake).await;
-    for _ in 0..40 {
-        clock.advance(Duration::from_millis(250));
-        healthy_all(&fake).await;
-        if pass(&mut r).await.converged {
-            break;
-        }
-    }
+    assert!(until_converged(&mut r, &fake, &clock, 40).await);
     assert_eq!(r.undo("web", None), Ok((2, 1)));
-    for _ in 0..40 {
-        clock.advance(Duration::from_millis(250));
-        healthy_all(&fake).await;
-        if pass(&mut r).await.converged {
-            break;
-        }
-    }
+    assert!(until_converged(&mut r, &fake, &clock, 40).await);
     assert!(
         hashes(&fake).await.iter().all(|(_, n)| n == "1"),
         "{:?}",

@@ -197,45 +197,32 @@ impl Client {
         Ok(serde_json::from_value(v)?)
     }
 
-    /// `POST /scale`.
-    pub async fn scale(&self, counts: &BTreeMap<String, u32>) -> anyhow::Result<()> {
-        let (code, v) = self
-            .call(Method::POST, "/scale", Some(json!(counts)))
-            .await?;
+    /// A POST whose refusal is an error with the control plane's words.
+    async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+        let (code, v) = self.call(Method::POST, path, Some(body)).await?;
         if !code.is_success() {
             bail!(
                 "{}",
                 v["error"].as_str().unwrap_or("the control plane refused")
             );
         }
-        Ok(())
+        Ok(v)
+    }
+
+    /// `POST /scale`.
+    pub async fn scale(&self, counts: &BTreeMap<String, u32>) -> anyhow::Result<()> {
+        self.post("/scale", json!(counts)).await.map(|_| ())
     }
 
     /// `POST /apply`: the services that roll.
     pub async fn apply(&self, project: &Project) -> anyhow::Result<Vec<String>> {
-        let (code, v) = self
-            .call(Method::POST, "/apply", Some(serde_json::to_value(project)?))
-            .await?;
-        if !code.is_success() {
-            bail!(
-                "{}",
-                v["error"].as_str().unwrap_or("the control plane refused")
-            );
-        }
+        let v = self.post("/apply", serde_json::to_value(project)?).await?;
         Ok(serde_json::from_value(v["rolling"].clone()).unwrap_or_default())
     }
 
     /// `POST /rollout`: what the control plane did.
     pub async fn rollout(&self, cmd: &RolloutCommand) -> anyhow::Result<String> {
-        let (code, v) = self
-            .call(Method::POST, "/rollout", Some(serde_json::to_value(cmd)?))
-            .await?;
-        if !code.is_success() {
-            bail!(
-                "{}",
-                v["error"].as_str().unwrap_or("the control plane refused")
-            );
-        }
+        let v = self.post("/rollout", serde_json::to_value(cmd)?).await?;
         Ok(v["message"].as_str().unwrap_or_default().to_string())
     }
 

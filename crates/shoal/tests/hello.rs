@@ -52,13 +52,7 @@ fn hello_example_end_to_end() {
         "{}",
         String::from_utf8_lossy(&up.stderr)
     );
-    let stderr = String::from_utf8_lossy(&up.stderr).into_owned();
-    let pid: i32 = stderr
-        .split("control plane pid ")
-        .nth(1)
-        .and_then(|s| s.split(',').next())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no pid in {stderr}"));
+    let pid = common::control_plane_pid(&up);
 
     // `/` answers from three different replicas.
     let mut seen = HashSet::new();
@@ -76,17 +70,7 @@ fn hello_example_end_to_end() {
 
     // SIGKILL the control plane; `up -d` again adopts the same containers.
     let before = started(&p);
-    std::process::Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .unwrap();
-    eventually(Duration::from_secs(5), "the control plane to die", || {
-        std::process::Command::new("kill")
-            .args(["-0", &pid.to_string()])
-            .status()
-            .ok()
-            .filter(|s| !s.success())
-    });
+    common::sigkill(pid);
     p.ok(&["up", "-d"]);
     let after = started(&p);
     assert_eq!(before, after, "containers were replaced or restarted");

@@ -324,6 +324,17 @@ impl Cx<'_> {
         x
     }
 
+    /// A number from 0 to 1.
+    fn ratio(&mut self, node: &Node, path: &str, hint: &str) -> Option<f64> {
+        match self.float(node, path) {
+            Some(r) if r > 1.0 => {
+                self.error_hint(node, path, format!("{r} is not a ratio"), hint);
+                None
+            }
+            r => r,
+        }
+    }
+
     fn update(&mut self, node: &Node, path: &str) -> Option<Update> {
         let fields = self.fields(node, path, &["ready_timeout", "error_ratio"])?;
         let mut u = Update::default();
@@ -331,15 +342,11 @@ impl Cx<'_> {
             let kp = join(path, &k.name);
             match k.name.as_str() {
                 "ready_timeout" => u.ready_timeout = self.duration(v, &kp),
-                "error_ratio" => match self.float(v, &kp) {
-                    Some(r) if r > 1.0 => self.error_hint(
-                        v,
-                        &kp,
-                        format!("{r} is not a ratio"),
-                        "use a number from 0 to 1 (0.05 fails a replica when 5 % of its requests fail)",
-                    ),
-                    r => u.error_ratio = r,
-                },
+                "error_ratio" => u.error_ratio = self.ratio(
+                    v,
+                    &kp,
+                    "use a number from 0 to 1 (0.05 fails a replica when 5 % of its requests fail)",
+                ),
                 _ => {}
             }
         }
@@ -1146,15 +1153,13 @@ impl Cx<'_> {
                 "parallelism" => uc.parallelism = self.int(v, &p, 0, 10_000).map(|n| n as u32),
                 "delay" => uc.delay = self.duration(v, &p),
                 "monitor" => uc.monitor = self.duration(v, &p),
-                "max_failure_ratio" => match self.float(v, &p) {
-                    Some(r) if r > 1.0 => self.error_hint(
+                "max_failure_ratio" => {
+                    uc.max_failure_ratio = self.ratio(
                         v,
                         &p,
-                        format!("{r} is not a ratio"),
                         "use a number from 0 to 1 (0.2 lets one replica in five fail)",
-                    ),
-                    r => uc.max_failure_ratio = r,
-                },
+                    )
+                }
                 "failure_action" => match self.string(v, &p).as_deref() {
                     Some("continue") => uc.failure_action = Some(FailureAction::Continue),
                     Some("rollback") => uc.failure_action = Some(FailureAction::Rollback),

@@ -57,38 +57,30 @@ pub async fn run(global: &Global, args: &RolloutArgs) -> anyhow::Result<ExitCode
             service,
             to_revision,
         } => {
-            let said = command()?
-                .rollout(&RolloutCommand::Undo {
+            act(
+                command()?,
+                RolloutCommand::Undo {
                     service: service.clone(),
                     to: *to_revision,
-                })
-                .await?;
-            eprintln!("{said}");
-            Ok(ExitCode::SUCCESS)
+                },
+            )
+            .await
         }
         RolloutVerb::Pause { service } => {
-            let c = command()?;
-            eprintln!(
-                "{}",
-                c.rollout(&RolloutCommand::Pause {
-                    service: service.clone()
-                })
-                .await?
-            );
-            Ok(ExitCode::SUCCESS)
+            let service = service.clone();
+            act(command()?, RolloutCommand::Pause { service }).await
         }
         RolloutVerb::Resume { service } => {
-            let c = command()?;
-            eprintln!(
-                "{}",
-                c.rollout(&RolloutCommand::Resume {
-                    service: service.clone()
-                })
-                .await?
-            );
-            Ok(ExitCode::SUCCESS)
+            let service = service.clone();
+            act(command()?, RolloutCommand::Resume { service }).await
         }
     }
+}
+
+/// Sends a rollout command and says what the control plane did.
+async fn act(client: &Client, cmd: RolloutCommand) -> anyhow::Result<ExitCode> {
+    eprintln!("{}", client.rollout(&cmd).await?);
+    Ok(ExitCode::SUCCESS)
 }
 
 fn known(status: &Status, service: &str, project: &str) -> anyhow::Result<()> {

@@ -418,3 +418,29 @@ pub fn knob(p: &Project, service: &str, n: u64, path: &str) {
         .expect("the replica answers");
     assert_eq!(answer.status, 200, "{path}: {answer:?}");
 }
+
+/// The pid of the control plane `up -d` started, from what it printed.
+pub fn control_plane_pid(up: &Output) -> u32 {
+    let stderr = String::from_utf8_lossy(&up.stderr).into_owned();
+    stderr
+        .split("control plane pid ")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {stderr}"))
+}
+
+/// SIGKILLs `pid` and waits until it is gone.
+pub fn sigkill(pid: u32) {
+    Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    eventually(Duration::from_secs(5), "the control plane to die", || {
+        Command::new("kill")
+            .args(["-0", &pid.to_string()])
+            .status()
+            .ok()
+            .filter(|s| !s.success())
+    });
+}
