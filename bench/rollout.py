@@ -169,12 +169,15 @@ def one(target, args, tmp):
     return target.label, m
 
 
-def restart_gaps(name, ids_of, kill_twice=True):
+def restart_gaps(ids_of, kill_twice=True):
     """Exit-to-running of a container killed twice in a row (first, repeated)."""
     gaps = []
     for _ in range(2 if kill_twice else 1):
         cid = ids_of()
-        sh(["docker", "kill", "-s", "KILL", cid])
+        # SIGKILL the process from the host, as a crash would: the engine takes a
+        # `docker kill` for a manual stop and does not restart it.
+        pid = sh(["docker", "inspect", "-f", "{{.State.Pid}}", cid]).stdout.strip()
+        sh(["kill", "-9", pid])
         end = time.time() + 30
         while time.time() < end:
             out = sh(["docker", "inspect", "-f", "{{.State.Running}} {{.State.FinishedAt}} {{.State.StartedAt}}", cid],
@@ -208,12 +211,12 @@ def crash(args, tmp):
                   "--filter", "name=rb-crash-web-1"]).stdout.split()
         return out[0]
 
-    shoal = restart_gaps("shoal", web1)
+    shoal = restart_gaps(web1)
     s.down()
     sh(["docker", "rm", "-f", "rb-plain"], check=False)
     sh(["docker", "run", "-d", "--name", "rb-plain", "--restart", "always", "debian:bookworm-slim",
         "sleep", "infinity"])
-    plain = restart_gaps("plain", lambda: "rb-plain")
+    plain = restart_gaps(lambda: "rb-plain")
     sh(["docker", "rm", "-f", "rb-plain"], check=False)
     return shoal, plain
 
@@ -237,10 +240,20 @@ def main():
     try:
         for key in args.only.split(","):
             results.append(one(targets[key], args, tmp))
+        report(args, results)
         shoal_gaps, plain_gaps = crash(args, tmp)
     finally:
         for t in targets.values():
             t.down()
+    fmt = lambda g: ", ".join(f"{x * 1000:.0f} ms" for x in g)
+    print(f"exit to running again (first, repeated crash): shoal {fmt(shoal_gaps)}; "
+          f"docker run --restart always {fmt(plain_gaps)}")
+    json.dump({"results": results, "crash": {"shoal": shoal_gaps, "plain": plain_gaps}},
+              open(os.path.join(tmp, "results.json"), "w"), indent=2)
+    print(f"(raw: {tmp})")
+
+
+def report(args, results):
     print(f"rollout of web (an environment change) at {args.update_at} s of {args.duration} s at "
           f"{args.rate} rps; shoal: 3 web replicas, docker-compose: 1 (one host port)")
     print(f"{'':18} {'update':>8} {'failed (window)':>16} {'failed (run)':>13} {'p99 steady':>11} "
@@ -251,12 +264,7 @@ def main():
     for label, m in results:
         if m["p99_steady"]:
             print(f"{label}: p99 during the update / steady p99 = {m['p99_window'] / m['p99_steady']:.2f}x")
-    fmt = lambda g: ", ".join(f"{x * 1000:.0f} ms" for x in g)
-    print(f"exit to running again (first, repeated crash): shoal {fmt(shoal_gaps)}; "
-          f"docker run --restart always {fmt(plain_gaps)}")
-    json.dump({"results": results, "crash": {"shoal": shoal_gaps, "plain": plain_gaps}},
-              open(os.path.join(tmp, "results.json"), "w"), indent=2)
-    print(f"(raw: {tmp})")
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -465,9 +465,18 @@ impl Reconciler {
             }
         }
 
-        // Scale in: the replicas above the count go, together.
-        let above: Vec<u32> = slots.range(want + 1..).map(|(r, _)| *r).collect();
-        for r in above {
+        // A replica number being started counts as taken.
+        let starting: Vec<u32> = (1..=want + slots.len() as u32)
+            .filter(|r| !slots.contains_key(r) && self.tasks.starting(&self.canonical(svc, *r)))
+            .collect();
+
+        // Scale in: the replicas beyond the count go, together: those still on
+        // another revision first (a rollout would only replace them), then the
+        // highest-numbered.
+        let excess = (slots.len() + starting.len()).saturating_sub(want as usize);
+        let mut order: Vec<u32> = slots.keys().copied().collect();
+        order.sort_by_key(|r| (slots[r].new.is_some(), std::cmp::Reverse(*r)));
+        for r in order.into_iter().take(excess) {
             let slot = slots.remove(&r).expect("listed");
             for c in slot.new.into_iter().chain(slot.old) {
                 tracing::info!(service = %svc.name, replica = r, "scaling in: stopping {}", c.name);
@@ -483,13 +492,18 @@ impl Reconciler {
             acted = true;
         }
 
-        // New replicas start together: a scale-out of ten takes about as long as
-        // one (the engine sets their namespaces up in parallel).
-        let new: Vec<ContainerSpec> = (1..=want)
-            .filter(|r| !slots.contains_key(r))
-            .map(|r| self.spec(svc, r))
-            .filter(|spec| !self.tasks.starting(&spec.name))
-            .collect();
+        // Scale out into the lowest free numbers. New replicas start together: ten
+        // take about as long as one (the engine sets their namespaces up in parallel).
+        let mut numbers: std::collections::BTreeSet<u32> =
+            slots.keys().chain(&starting).copied().collect();
+        let mut new = Vec::new();
+        let mut r = 1;
+        while numbers.len() < want as usize {
+            if numbers.insert(r) {
+                new.push(self.spec(svc, r));
+            }
+            r += 1;
+        }
         if !new.is_empty() {
             for spec in &new {
                 tracing::info!(service = %svc.name, "starting {}", spec.name);
@@ -513,7 +527,7 @@ impl Reconciler {
         }
 
         if (slots.values().any(|s| s.old.is_some()) || rolling)
-            && self.roll(svc, want, &slots, grace, pass).await?
+            && self.roll(svc, &numbers, &slots, grace, pass).await?
         {
             acted = true;
         }

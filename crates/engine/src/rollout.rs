@@ -356,7 +356,7 @@ impl Rollout {
     }
 
     /// One step at time `now` over the service's slots (one per replica number the
-    /// service should run).
+    /// service runs; a scale-in or out between steps changes them).
     pub fn step(&mut self, now: Duration, slots: &[Slot]) -> Step {
         let mut step = Step::default();
         if self.state.finished() {

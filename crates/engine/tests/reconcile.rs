@@ -740,3 +740,56 @@ async fn undo_goes_back_and_refuses_what_it_cannot_do() {
     );
     assert_eq!(r.rollout_records()["web"].0, 1);
 }
+
+#[tokio::test]
+async fn scaling_in_during_a_rollout_removes_old_revision_replicas_first() {
+    let (fake, _state, clock, mut r) = running(ROLL).await;
+    // web.3 is failing: the rollout replaces it first.
+    let three = fake.by_name("t-web-3").unwrap();
+    fake.set_health(&three.id, Health::Unhealthy);
+    apply(
+        &mut r,
+        &ROLL.replace("image: web\n", "image: web\n    environment: {V: '2'}\n"),
+    )
+    .await;
+    pass(&mut r).await;
+    healthy_all(&fake).await;
+    clock.advance(Duration::from_millis(250));
+    pass(&mut r).await;
+    assert_eq!(
+        hashes(&fake).await,
+        [
+            ("t-web-1".to_string(), "1".to_string()),
+            ("t-web-2".to_string(), "1".to_string()),
+            ("t-web-3".to_string(), "2".to_string())
+        ]
+    );
+    // Down to two: web.2, on the old revision, goes; web.3, on the new, stays.
+    let two = BTreeMap::from([("web".to_string(), 2)]);
+    r.pass(&two).await.unwrap();
+    let now = hashes(&fake).await;
+    assert!(!now.iter().any(|(n, _)| n == "t-web-2"), "{now:?}");
+    assert!(
+        now.contains(&("t-web-3".to_string(), "2".to_string())),
+        "{now:?}"
+    );
+    for _ in 0..40 {
+        clock.advance(Duration::from_millis(250));
+        healthy_all(&fake).await;
+        if r.pass(&two).await.unwrap().converged {
+            break;
+        }
+    }
+    assert_eq!(
+        hashes(&fake).await,
+        [
+            ("t-web-1".to_string(), "2".to_string()),
+            ("t-web-3".to_string(), "2".to_string())
+        ]
+    );
+    // And back to three: the free number is taken again.
+    let three = BTreeMap::from([("web".to_string(), 3)]);
+    r.pass(&three).await.unwrap();
+    let names: Vec<String> = hashes(&fake).await.into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["t-web-1", "t-web-2", "t-web-3"]);
+}

@@ -120,11 +120,12 @@ impl Reconciler {
         out
     }
 
-    /// Carries out one step of `svc`'s rollout over its slots. True when it acted.
+    /// Carries out one step of `svc`'s rollout over its slots (the replica numbers
+    /// it runs, `numbers`). True when it acted.
     pub(super) async fn roll(
         &mut self,
         svc: &Service,
-        want: u32,
+        numbers: &std::collections::BTreeSet<u32>,
         slots: &BTreeMap<u32, Pair>,
         grace: Duration,
         pass: &mut Pass,
@@ -147,8 +148,9 @@ impl Reconciler {
             let ro = Rollout::new(&name, from, target.number, Settings::of(svc, false), false);
             self.rollouts.insert(name.clone(), ro);
         }
-        let rslots: Vec<Slot> = (1..=want)
-            .map(|replica| {
+        let rslots: Vec<Slot> = numbers
+            .iter()
+            .map(|&replica| {
                 let pair = slots.get(&replica).cloned().unwrap_or_default();
                 let starting = self.tasks.starting(&self.canonical(svc, replica));
                 Slot {
