@@ -162,12 +162,21 @@ pub struct ControlPlane {
 impl ControlPlane {
     /// Binds every published port and creates networks and volumes. Nothing is
     /// started yet; a port that cannot be bound is an error before any container runs.
+    /// `scale` (`up --scale`) sets replica counts, kept like `shoal scale`'s: the
+    /// control plane is the only writer of `desired.json`.
     pub async fn start(
         rt: Arc<dyn Runtime>,
         project: Project,
         state_dir: PathBuf,
+        scale: &BTreeMap<String, u32>,
     ) -> Result<(ControlPlane, Handle), Error> {
-        let desired = Desired::load(&state_dir).map_err(|e| Error::State(state_dir.clone(), e))?;
+        let mut desired =
+            Desired::load(&state_dir).map_err(|e| Error::State(state_dir.clone(), e))?;
+        if !scale.is_empty() {
+            desired
+                .set(scale)
+                .map_err(|e| Error::State(state_dir.clone(), e))?;
+        }
         let revisions =
             Revisions::load(&state_dir).map_err(|e| Error::State(state_dir.clone(), e))?;
         let (stop_proxies, stop_rx) = watch::channel(false);

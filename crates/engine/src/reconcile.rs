@@ -798,7 +798,12 @@ impl Reconciler {
         if let Some(routes) = &self.routes {
             routes.drain(c).await;
         }
-        self.rt.stop(&c.id, grace).await?;
+        let stopped = self.rt.stop(&c.id, grace).await;
+        if let Some(routes) = &self.routes {
+            // Started again by the caller: it may take requests once ready.
+            routes.forget(c);
+        }
+        stopped?;
         let now = self.clock.now();
         self.book
             .transition(now, &c.service, c.replica, Phase::Stopped, why);

@@ -2,8 +2,9 @@
 //! container starts, pointed at the ready replicas after every pass, and drained of a
 //! replica before it is stopped.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use shoal_proxy::metrics::Snapshot;
@@ -27,8 +28,17 @@ struct Entry {
 }
 
 /// Every published port of a project.
+///
+/// The replicas behind a port are computed in one place, [`Routes::update`], from the
+/// containers the last reconcile pass observed less those on their way out: a
+/// replica leaving is marked ([`Routes::drain`]) and the set recomputed, never edited
+/// by hand.
 pub struct Routes {
     entries: Vec<Entry>,
+    /// What the last pass observed.
+    observed: Mutex<Vec<ContainerInfo>>,
+    /// Containers draining or stopped by the control plane, by id.
+    leaving: Mutex<HashSet<String>>,
 }
 
 /// The balancer settings of a service, from its `x-shoal.lb`.
@@ -105,7 +115,11 @@ impl Routes {
                 });
             }
         }
-        Ok(Routes { entries })
+        Ok(Routes {
+            entries,
+            observed: Mutex::default(),
+            leaving: Mutex::default(),
+        })
     }
 
     fn addr_of(e: &Entry, c: &ContainerInfo) -> Option<SocketAddr> {
@@ -116,12 +130,20 @@ impl Routes {
         format!("{ip}:{}", e.target).parse().ok()
     }
 
-    /// Points every port at the ready replicas of its service.
+    /// Points every port at the ready replicas of its service that are not leaving:
+    /// the only writer of the balancer's replica sets.
     pub fn update(&self, observed: &[ContainerInfo]) {
+        *self.observed.lock().expect("not poisoned") = observed.to_vec();
+        self.recompute();
+    }
+
+    fn recompute(&self) {
+        let observed = self.observed.lock().expect("not poisoned");
+        let leaving = self.leaving.lock().expect("not poisoned");
         for e in &self.entries {
             let addrs = observed
                 .iter()
-                .filter(|c| c.service == e.service && ready(c))
+                .filter(|c| c.service == e.service && ready(c) && !leaving.contains(&c.id))
                 .filter_map(|c| Routes::addr_of(e, c))
                 .collect();
             e.route.backends.replace(addrs);
@@ -129,26 +151,28 @@ impl Routes {
     }
 
     /// Takes `c` out of its service's ports and waits until what it has in flight is
-    /// done (or the service's drain timeout passes).
+    /// done (or the service's drain timeout passes). It stays out until
+    /// [`Routes::forget`].
     pub async fn drain(&self, c: &ContainerInfo) {
+        self.leaving
+            .lock()
+            .expect("not poisoned")
+            .insert(c.id.clone());
+        self.recompute();
         for e in self.entries.iter().filter(|e| e.service == c.service) {
             let Some(addr) = Routes::addr_of(e, c) else {
                 continue;
             };
-            let rest: Vec<SocketAddr> = e
-                .route
-                .backends
-                .endpoints()
-                .iter()
-                .map(|ep| ep.addr)
-                .filter(|a| *a != addr)
-                .collect();
-            e.route.backends.replace(rest);
             let left = e.route.backends.drain(addr, e.drain_timeout).await;
             if left > 0 {
                 tracing::warn!(container = %c.name, "drain timed out with {left} requests in flight");
             }
         }
+    }
+
+    /// `c` is gone (removed) or back (started again): its mark goes.
+    pub fn forget(&self, c: &ContainerInfo) {
+        self.leaving.lock().expect("not poisoned").remove(&c.id);
     }
 
     /// True when the balancer has ejected `c` for failing requests.

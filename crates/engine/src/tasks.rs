@@ -176,9 +176,14 @@ async fn stop_all(
                     .await
                     .map_err(|e| (format!("stop {}", c.name), e))?;
             }
-            rt.remove(&c.id)
+            let removed = rt
+                .remove(&c.id)
                 .await
-                .map_err(|e| (format!("remove {}", c.name), e))
+                .map_err(|e| (format!("remove {}", c.name), e));
+            if let Some(routes) = routes {
+                routes.forget(c);
+            }
+            removed
         })
         .collect();
     futures_util::stream::iter(stops)

@@ -451,3 +451,21 @@ fn a_control_plane_killed_while_a_replica_drains_finishes_the_rollout() {
     }
     assert!(versions(port).iter().all(|v| v == "two"));
 }
+
+#[test]
+fn up_scale_sets_counts_through_the_control_plane() {
+    let port = free_port();
+    let yaml = format!(
+        "services:\n{}",
+        common::testkit_service("app", 1, &format!("\"{port}:8080\""), "")
+    );
+    let p = common::project_from("upscale", &yaml);
+    p.ok(&["up", "-d", "--scale", "app=2"]);
+    assert_eq!(p.ps().len(), 2);
+    // On a running control plane: nothing rolls, the count changes.
+    p.ok(&["up", "-d", "--scale", "app=3"]);
+    eventually(Duration::from_secs(30), "three running replicas", || {
+        let running = p.ps().iter().filter(|c| c["state"] == "running").count();
+        (running == 3).then_some(())
+    });
+}

@@ -8,7 +8,6 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use shoal_engine::desired::Desired;
 use shoal_engine::{Command, ControlPlane};
 use shoal_spec::Project;
 use tokio::sync::watch;
@@ -54,15 +53,13 @@ pub async fn run(global: &Global, args: &UpArgs) -> anyhow::Result<ExitCode> {
             state::dir(&project.name).display()
         )
     })?;
-    if !scale.is_empty() {
-        Desired::load(&state_dir)?.set(&scale)?;
-    }
     if args.detach && !args.detached_child {
         return detach(global, args, &project).await;
     }
 
     init_tracing();
-    let (control, handle) = ControlPlane::start(rt.clone(), project.clone(), state_dir).await?;
+    let (control, handle) =
+        ControlPlane::start(rt.clone(), project.clone(), state_dir, &scale).await?;
     let (stop_api, stop_rx) = watch::channel(false);
     let api = tokio::spawn(crate::api::serve(socket, handle.clone(), stop_rx));
     let logs = (!args.detached_child).then(|| {
@@ -189,6 +186,9 @@ async fn detach(global: &Global, args: &UpArgs, project: &Project) -> anyhow::Re
         cmd.arg("--profile").arg(p);
     }
     cmd.arg("up").arg("--detached-child");
+    for s in &args.scale {
+        cmd.arg("--scale").arg(s);
+    }
     cmd.stdin(std::process::Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
