@@ -545,6 +545,9 @@ impl Reconciler {
         grace: Duration,
         pass: &mut Pass,
     ) -> Result<bool, Error> {
+        if self.tasks.restarting(&c.id) {
+            return Ok(false);
+        }
         let canonical = self.canonical(svc, replica);
         if c.name != canonical && !self.tasks.starting(&canonical) {
             // Put aside for a successor that did not stay: it is the replica again.
@@ -618,25 +621,23 @@ impl Reconciler {
             .stop_grace_period
             .unwrap_or(shoal_runtime::container::DEFAULT_GRACE);
         let now = self.clock.now();
-        for c in observed
+        let running: Vec<ContainerInfo> = observed
             .iter()
             .filter(|c| c.service == svc.name && c.state == State::Running)
-        {
+            .filter(|c| !self.tasks.restarting(&c.id))
+            .cloned()
+            .collect();
+        for c in &running {
             self.book.event(
                 now,
                 format!("{}.{}", svc.name, c.replica),
                 format!("restarting: its dependency {dep} was restarted"),
             );
-            if let Err(e) = self
-                .drain_and_stop(c, grace, "restarting: a dependency restarted")
-                .await
-            {
-                tracing::warn!(container = %c.name, error = %e, "stop failed");
-                continue;
-            }
-            if let Err(e) = self.rt.start(&c.id).await {
-                tracing::warn!(container = %c.name, error = %e, "start failed");
-            }
+        }
+        self.leave(&running, "restarting: a dependency restarted");
+        let restarts = running.into_iter().map(|c| (c, grace)).collect();
+        if let Err(e) = self.tasks.restart(restarts).await {
+            tracing::warn!(service = %svc.name, error = %e, "restart failed");
         }
         self.replaced.insert(svc.name.clone());
     }
@@ -779,34 +780,5 @@ impl Reconciler {
         self.book
             .event(now, label, format!("restarting ({why}, restart {n})"));
         true
-    }
-
-    /// Takes a replica out of the balancer, lets its requests finish, then sends it
-    /// its stop signal; each step is a phase with `why`.
-    async fn drain_and_stop(
-        &mut self,
-        c: &ContainerInfo,
-        grace: std::time::Duration,
-        why: &str,
-    ) -> Result<(), Error> {
-        if !matches!(c.state, State::Running | State::Restarting) {
-            return Ok(());
-        }
-        let now = self.clock.now();
-        self.book
-            .transition(now, &c.service, c.replica, Phase::Draining, why);
-        if let Some(routes) = &self.routes {
-            routes.drain(c).await;
-        }
-        let stopped = self.rt.stop(&c.id, grace).await;
-        if let Some(routes) = &self.routes {
-            // Started again by the caller: it may take requests once ready.
-            routes.forget(c);
-        }
-        stopped?;
-        let now = self.clock.now();
-        self.book
-            .transition(now, &c.service, c.replica, Phase::Stopped, why);
-        Ok(())
     }
 }

@@ -1,5 +1,5 @@
 //! Work the reconciler runs beside its passes: creating and starting containers,
-//! draining, stopping and removing them. A pass hands the work over and goes on; the
+//! draining, stopping and removing them, restarting them in place. A pass hands the work over and goes on; the
 //! containers in hand are remembered (names being started, ids leaving) so that no
 //! pass asks for the same work twice, and what failed is reported by the next pass.
 //!
@@ -26,6 +26,8 @@ struct InHand {
     starting: HashSet<String>,
     /// Ids of containers being drained, stopped and removed.
     leaving: HashSet<String>,
+    /// Ids of containers being drained, stopped and started again.
+    restarting: HashSet<String>,
     /// What failed, for the next pass to report.
     failed: Vec<String>,
 }
@@ -74,6 +76,11 @@ impl Tasks {
         self.hand().leaving.contains(id)
     }
 
+    /// True while the container with that id is being restarted.
+    pub fn restarting(&self, id: &str) -> bool {
+        self.hand().restarting.contains(id)
+    }
+
     /// What failed since the last call; forgets finished tasks.
     pub fn failures(&mut self) -> Vec<String> {
         self.handles.retain(|t| !t.is_finished());
@@ -113,6 +120,41 @@ impl Tasks {
         self.run(leaving, specs).await
     }
 
+    /// Drains and stops `containers`, then starts each again (the same container).
+    pub async fn restart(&mut self, containers: Vec<Leaving>) -> Result<(), Error> {
+        if containers.is_empty() {
+            return Ok(());
+        }
+        self.hand()
+            .restarting
+            .extend(containers.iter().map(|(c, _)| c.id.clone()));
+        let (rt, routes, hand) = (self.rt.clone(), self.routes.clone(), self.hand.clone());
+        let work = async move {
+            let mut errors = Vec::new();
+            for (c, grace) in &containers {
+                if let Some(routes) = &routes {
+                    routes.drain(c).await;
+                }
+                let done = match rt.stop(&c.id, *grace).await {
+                    Ok(()) => rt.start(&c.id).await,
+                    Err(e) => Err(e),
+                };
+                if let Some(routes) = &routes {
+                    routes.forget(c);
+                }
+                if let Err(e) = done {
+                    errors.push((format!("restart {}", c.name), e));
+                }
+            }
+            let mut h = hand.lock().expect("not poisoned");
+            for (c, _) in &containers {
+                h.restarting.remove(&c.id);
+            }
+            errors
+        };
+        self.finish(work).await
+    }
+
     async fn run(&mut self, leaving: Vec<Leaving>, specs: Vec<ContainerSpec>) -> Result<(), Error> {
         if leaving.is_empty() && specs.is_empty() {
             return Ok(());
@@ -138,6 +180,14 @@ impl Tasks {
             }
             errors
         };
+        self.finish(work).await
+    }
+
+    /// Does `work` here (inline) or in the background, reporting what failed.
+    async fn finish(
+        &mut self,
+        work: impl std::future::Future<Output = Vec<(String, Error)>> + Send + 'static,
+    ) -> Result<(), Error> {
         match &self.wake {
             None => match work.await.into_iter().next() {
                 Some((_, e)) => Err(e),
