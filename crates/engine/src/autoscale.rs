@@ -170,7 +170,7 @@ impl Scaler {
             let decision = entry.policy.decide(now, current, ready_n);
             if decision.desired != current {
                 let why = decision.reason.unwrap_or_default();
-                changes.push((name.clone(), decision.desired, format!("{name} {why}")));
+                changes.push((name.clone(), decision.desired, why));
             }
         }
         changes

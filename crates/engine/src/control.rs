@@ -16,6 +16,7 @@ use crate::autoscale::Scaler;
 use crate::clock::{Clock, SystemClock};
 use crate::desired::desired_count;
 use crate::desired::Desired;
+use crate::event::{Event, Events};
 use crate::health::ready;
 use crate::order::start_order;
 use crate::probe::Probes;
@@ -98,8 +99,8 @@ pub struct Status {
     pub failures: Vec<String>,
     /// Every replica's phase, restarts and backoff.
     pub replicas: Vec<ReplicaStatus>,
-    /// The latest transitions, oldest first.
-    pub events: Vec<crate::health::Event>,
+    /// The latest events, oldest first.
+    pub events: Vec<crate::event::Record>,
     /// Per service: its revision and last rollout.
     #[serde(default)]
     pub rollouts: BTreeMap<String, RolloutStatus>,
@@ -179,6 +180,7 @@ impl ControlPlane {
         }
         let revisions =
             Revisions::load(&state_dir).map_err(|e| Error::State(state_dir.clone(), e))?;
+        let events = Events::open(&state_dir).map_err(|e| Error::State(state_dir.clone(), e))?;
         let (stop_proxies, stop_rx) = watch::channel(false);
         let routes = Arc::new(Routes::bind(&project, stop_rx).await?);
         let probes = Probes::new(Arc::new(project.clone()));
@@ -187,10 +189,13 @@ impl ControlPlane {
             .with_routes(routes.clone())
             .with_probes(probes.clone())
             .with_clock(clock.clone())
-            .with_revisions(revisions);
+            .with_revisions(revisions)
+            .with_events(events);
         // What the last control plane left under way goes on.
         let images = reconciler.image_ids(&project).await;
         reconciler.apply(project, &images, "up", true);
+        let adopted = rt.list(&reconciler.project().name).await?.len();
+        reconciler.emit(Event::Started { adopted });
         let project = reconciler.project();
         probes.set_project(project.clone());
         let scaler = Scaler::new(rt.clone(), project.clone(), routes.clone(), clock);
@@ -336,9 +341,9 @@ impl ControlPlane {
             .await
             .map_err(|e| e.to_string())?;
         self.publish_rollouts();
-        for name in &rolling {
-            tracing::info!(service = %name, "rolling to a new revision");
-        }
+        self.reconciler.emit(Event::Applied {
+            rolling: rolling.clone(),
+        });
         Ok(rolling)
     }
 
@@ -359,7 +364,15 @@ impl ControlPlane {
                 format!("{service} rollout resumed")
             }
         };
-        self.reconciler.record_event("rollout".into(), said.clone());
+        let service = match &cmd {
+            RolloutCommand::Undo { service, .. }
+            | RolloutCommand::Pause { service }
+            | RolloutCommand::Resume { service } => service.clone(),
+        };
+        self.reconciler.emit(Event::RolloutCommand {
+            service,
+            done: said.clone(),
+        });
         self.follow_project();
         self.publish_rollouts();
         Ok(said)
@@ -383,8 +396,8 @@ impl ControlPlane {
         if let Err(e) = self.desired.set(&counts) {
             tracing::warn!(error = %e, "cannot save the autoscaled counts");
         }
-        for (_, _, reason) in changes {
-            self.reconciler.record_event("autoscaler".into(), reason);
+        for (service, _, reason) in changes {
+            self.reconciler.emit(Event::Scaled { service, reason });
         }
     }
 
@@ -460,7 +473,15 @@ impl ControlPlane {
                 record: record.clone(),
             })
             .collect();
-        let events = book.events.iter().rev().take(20).rev().cloned().collect();
+        let events = book
+            .events
+            .records
+            .iter()
+            .rev()
+            .take(20)
+            .rev()
+            .cloned()
+            .collect();
         self.publish_rollouts();
         self.status.send_modify(|s| {
             s.replicas = replicas;

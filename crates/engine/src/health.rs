@@ -5,11 +5,13 @@
 //! `Exited` when its process ended, while a restart waits out its backoff (or for good
 //! when the policy says no more). Only `Ready` replicas are in the balancer.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use shoal_runtime::{ContainerInfo, Health, State};
+
+use crate::event::{Event, Events};
 
 /// Where a replica is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,28 +70,14 @@ impl Default for Replica {
     }
 }
 
-/// One transition, for the log and `shoal ps`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Event {
-    /// Clock time, seconds.
-    pub at: f64,
-    /// The replica (`web.2`).
-    pub replica: String,
-    /// What happened and why.
-    pub message: String,
-}
-
 /// The records of every replica, and the recent events.
 #[derive(Default)]
 pub struct Book {
     /// By (service, replica number).
     pub replicas: BTreeMap<(String, u32), Replica>,
-    /// The last events, oldest first.
-    pub events: VecDeque<Event>,
+    /// The events, the newest kept.
+    pub events: Events,
 }
-
-/// Events kept for `shoal ps`.
-const EVENTS_KEPT: usize = 100;
 
 impl Book {
     /// The record of a replica, created on first use.
@@ -117,24 +105,20 @@ impl Book {
         r.phase = phase;
         r.reason = reason.clone();
         r.ready_since = (phase == Phase::Ready).then_some(now);
-        self.event(
+        self.emit(
             now,
-            format!("{service}.{replica}"),
-            format!("{}: {reason}", phase_name(phase)),
+            Event::Phase {
+                service: service.to_string(),
+                replica,
+                phase,
+                reason,
+            },
         );
     }
 
     /// Records an event.
-    pub fn event(&mut self, now: Duration, replica: String, message: String) {
-        tracing::info!("{replica} {message}");
-        self.events.push_back(Event {
-            at: now.as_secs_f64(),
-            replica,
-            message,
-        });
-        while self.events.len() > EVENTS_KEPT {
-            self.events.pop_front();
-        }
+    pub fn emit(&mut self, now: Duration, event: Event) {
+        self.events.emit(now, event);
     }
 
     /// Forgets replicas that no longer exist.
@@ -146,17 +130,6 @@ impl Book {
 /// A replica that may take traffic: running, and healthy if it has a healthcheck.
 pub fn ready(c: &ContainerInfo) -> bool {
     c.state == State::Running && matches!(c.health, None | Some(Health::Healthy))
-}
-
-fn phase_name(p: Phase) -> &'static str {
-    match p {
-        Phase::Starting => "starting",
-        Phase::Ready => "ready",
-        Phase::Unhealthy => "unhealthy",
-        Phase::Draining => "draining",
-        Phase::Stopped => "stopped",
-        Phase::Exited => "exited",
-    }
 }
 
 #[cfg(test)]
@@ -175,11 +148,12 @@ mod tests {
             Phase::Unhealthy,
             "GET /healthz timed out 3 times",
         );
-        assert_eq!(book.events.len(), 2);
+        let records = &book.events.records;
+        assert_eq!(records.len(), 2);
         assert_eq!(
-            book.events[1].message,
+            records[1].message,
             "unhealthy: GET /healthz timed out 3 times"
         );
-        assert_eq!(book.events[1].replica, "web.1");
+        assert_eq!(records[1].subject, "web.1");
     }
 }

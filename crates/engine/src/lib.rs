@@ -7,7 +7,9 @@
 //! - [`reconcile`]: one level-triggered pass: infrastructure, then services in
 //!   dependency order; each replica number a slot, started, restarted, replaced or
 //!   removed, and its rollout carried out (`reconcile/rolling.rs`).
-//! - [`health`]: each replica's phase and restart count; events.
+//! - [`health`]: each replica's phase and restart count.
+//! - [`event`]: typed events: the log line, `shoal ps`, `shoal events` and the
+//!   events file, from one value per kind.
 //! - [`restart`]: the restart policy and its crash-loop backoff.
 //! - [`revision`]: every applied configuration of a service, kept in the state
 //!   directory with its last rollout.
@@ -28,6 +30,7 @@ pub mod clock;
 pub mod control;
 pub mod desired;
 pub mod down;
+pub mod event;
 pub mod health;
 pub mod order;
 pub mod probe;

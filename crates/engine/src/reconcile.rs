@@ -21,6 +21,7 @@ use shoal_spec::{Condition, Order, Project, Service};
 
 use crate::clock::{Clock, SystemClock};
 use crate::desired::desired_count;
+use crate::event::{Event, Events};
 use crate::health::{Book, Phase};
 use crate::order::start_order;
 use crate::probe::Probes;
@@ -172,9 +173,15 @@ impl Reconciler {
     }
 
     /// Records an event that is not a replica's transition (an autoscaling decision).
-    pub fn record_event(&mut self, subject: String, message: String) {
+    pub fn emit(&mut self, event: Event) {
         let now = self.clock.now();
-        self.book.event(now, subject, message);
+        self.book.emit(now, event);
+    }
+
+    /// Keeps events in `events` (opened in the state directory).
+    pub fn with_events(mut self, events: Events) -> Reconciler {
+        self.book.events = events;
+        self
     }
 
     /// The replicas' records and the recent transitions.
@@ -628,10 +635,13 @@ impl Reconciler {
             .cloned()
             .collect();
         for c in &running {
-            self.book.event(
+            self.book.emit(
                 now,
-                format!("{}.{}", svc.name, c.replica),
-                format!("restarting: its dependency {dep} was restarted"),
+                Event::DependencyRestarted {
+                    service: svc.name.clone(),
+                    replica: c.replica,
+                    dependency: dep.to_string(),
+                },
             );
         }
         self.leave(&running, "restarting: a dependency restarted");
@@ -739,12 +749,14 @@ impl Reconciler {
                     .as_ref()
                     .is_some_and(|p| p.max_attempts.is_some())
                     || matches!(svc.restart, Some(shoal_spec::Restart::OnFailure(Some(_))));
-                let why = if restarts > 0 && limited {
-                    "restart limit reached"
-                } else {
-                    "its restart policy does not restart it"
-                };
-                self.book.event(now, label, format!("not restarted: {why}"));
+                self.book.emit(
+                    now,
+                    Event::NotRestarted {
+                        service: svc.name.clone(),
+                        replica: c.replica,
+                        limit_reached: restarts > 0 && limited,
+                    },
+                );
             }
             if !unhealthy && failed_code != 0 {
                 pass.converged = false;
@@ -771,14 +783,16 @@ impl Reconciler {
         r.backoff_secs = None;
         r.given_up = false;
         r.restarts += 1;
-        let n = r.restarts;
-        let why = if unhealthy {
-            "unhealthy".to_string()
-        } else {
-            format!("exit code {failed_code}")
-        };
-        self.book
-            .event(now, label, format!("restarting ({why}, restart {n})"));
+        let attempt = r.restarts;
+        self.book.emit(
+            now,
+            Event::Restarting {
+                service: svc.name.clone(),
+                replica: c.replica,
+                exit_code: (!unhealthy).then_some(failed_code),
+                attempt,
+            },
+        );
         true
     }
 }

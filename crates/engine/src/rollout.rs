@@ -477,13 +477,26 @@ impl Rollout {
                 } else {
                     s.parallelism as usize
                 };
-                for sl in pending.into_iter().take(n) {
-                    self.started.insert(sl.replica, now);
+                let batch: Vec<u32> = pending.into_iter().take(n).map(|sl| sl.replica).collect();
+                for &r in &batch {
+                    self.started.insert(r, now);
                     self.batch_done_at = None;
                     step.actions.push(match s.order {
-                        Order::StartFirst => Action::Surge(sl.replica),
-                        Order::StopFirst => Action::Replace(sl.replica),
+                        Order::StartFirst => Action::Surge(r),
+                        Order::StopFirst => Action::Replace(r),
                     });
+                }
+                if !batch.is_empty() {
+                    let names: Vec<String> = batch
+                        .iter()
+                        .map(|r| format!("{}.{r}", self.service))
+                        .collect();
+                    let how = match s.order {
+                        Order::StartFirst => "start-first",
+                        Order::StopFirst => "stop-first",
+                    };
+                    step.events
+                        .push(format!("{label}: replacing {} ({how})", names.join(", ")));
                 }
             }
         }

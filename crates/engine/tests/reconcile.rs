@@ -140,6 +140,7 @@ async fn changed_config_rolls_start_first_one_replica_at_a_time() {
     assert!(r
         .book()
         .events
+        .records
         .iter()
         .any(|e| e.message == "rollout to 0 complete"));
 }
@@ -199,8 +200,9 @@ async fn restart_policy_decides_what_comes_back() {
     assert_eq!(book.replicas[&("always".to_string(), 1)].restarts, 3);
     assert!(
         book.events
+            .records
             .iter()
-            .any(|e| e.replica == "twice.1" && e.message == "not restarted: restart limit reached"),
+            .any(|e| e.subject == "twice.1" && e.message == "not restarted: restart limit reached"),
         "{:?}",
         book.events
     );
@@ -303,8 +305,9 @@ async fn unhealthy_replicas_are_restarted_with_their_policy() {
     let web_events: Vec<&str> = r
         .book()
         .events
+        .records
         .iter()
-        .filter(|e| e.replica == "web.1")
+        .filter(|e| e.subject == "web.1")
         .map(|e| e.message.as_str())
         .collect();
     assert_eq!(
@@ -319,8 +322,9 @@ async fn unhealthy_replicas_are_restarted_with_their_policy() {
     assert!(r
         .book()
         .events
+        .records
         .iter()
-        .any(|e| e.replica == "keep.1" && e.message.starts_with("unhealthy:")));
+        .any(|e| e.subject == "keep.1" && e.message.starts_with("unhealthy:")));
 }
 
 #[tokio::test]
@@ -404,8 +408,8 @@ async fn dependants_with_restart_true_follow_their_dependency() {
         ["start t-db-1", "stop t-web-1", "start t-web-1"],
         "other (no restart: true) is left alone"
     );
-    assert!(r.book().events.iter().any(
-        |e| e.replica == "web.1" && e.message == "restarting: its dependency db was restarted"
+    assert!(r.book().events.records.iter().any(
+        |e| e.subject == "web.1" && e.message == "restarting: its dependency db was restarted"
     ));
 }
 
@@ -613,7 +617,7 @@ async fn a_new_revision_that_exits_is_rolled_back_at_full_count() {
     );
     assert!(record.rollback);
     assert_eq!(record.reason.as_deref(), Some("web.1 exited with code 3"));
-    assert!(r.book().events.iter().any(|e| e.replica == "web"
+    assert!(r.book().events.records.iter().any(|e| e.subject == "web"
         && e.message == "rollout 1→2: web.1 exited with code 3, rolling back"));
 
     // A control plane started again on the same (bad) file keeps revision 1.

@@ -52,6 +52,23 @@ pub enum Command {
     Config(ConfigArgs),
     /// A service's revisions and rolling update: status, history, undo, pause, resume.
     Rollout(RolloutArgs),
+    /// What happened: replicas' phases, restarts, scaling, rollouts.
+    Events(EventsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    /// Services (default: all).
+    pub services: Vec<String>,
+    /// Keep following new events.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Only events newer than this: a duration (10m) or a Unix time.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// One JSON object a line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

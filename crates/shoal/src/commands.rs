@@ -3,6 +3,7 @@
 mod build;
 mod config;
 mod down;
+mod events;
 mod logs;
 mod ps;
 mod rollout;
@@ -28,6 +29,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Scale(args) => scale::run(&cli.global, args).await,
         Command::Build(args) => build::run(&cli.global, args).await,
         Command::Rollout(args) => rollout::run(&cli.global, args).await,
+        Command::Events(args) => events::run(&cli.global, args).await,
     }
 }
 
@@ -90,6 +92,18 @@ pub async fn engine() -> anyhow::Result<Arc<dyn Runtime>> {
     let docker = Docker::connect().await?;
     docker.ping().await?;
     Ok(Arc::new(docker))
+}
+
+/// `--since`: a Unix time, or a duration back from now (`10m`).
+pub fn since(arg: Option<&str>) -> anyhow::Result<Option<i64>> {
+    let Some(s) = arg else { return Ok(None) };
+    if let Ok(unix) = s.parse::<i64>() {
+        return Ok(Some(unix));
+    }
+    let d = shoal_spec::syntax::duration(s).map_err(|e| {
+        anyhow::anyhow!("--since {s}: {e} (give a duration such as 10m, or a Unix time)")
+    })?;
+    Ok(Some(crate::logs::unix_now() - d.as_secs() as i64))
 }
 
 /// Says there is no control plane, and how to start one.

@@ -84,7 +84,13 @@ fn scales_out_under_load_and_back_in_after() {
         "requests failed while scaling"
     );
     let ps = p.ok(&["ps"]);
-    assert!(ps.contains("autoscaler app ") && ps.contains(" < "), "{ps}");
+    assert!(ps.contains("Scaled") && ps.contains(" < "), "{ps}");
+    // The same decisions in `shoal events`, kept in the state directory.
+    let events = p.ok(&["events", "app"]);
+    assert!(
+        events.contains("app        Scaled       scaled 1→"),
+        "{events}"
+    );
 }
 
 #[test]
@@ -107,6 +113,6 @@ fn cpu_bound_replicas_scale_out() {
     assert_eq!(failed, 0);
     eventually(Duration::from_secs(10), "the decision in ps", || {
         let ps = p.ok(&["ps"]);
-        (ps.contains("autoscaler app 1→") && ps.contains(": cpu ")).then_some(())
+        (ps.contains("scaled 1→") && ps.contains(": cpu ")).then_some(())
     });
 }

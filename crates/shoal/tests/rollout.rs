@@ -404,6 +404,26 @@ fn a_control_plane_killed_during_a_rollback_finishes_it() {
     assert_eq!(status.status.code(), Some(1), "{said}");
     assert!(said.contains("rolled back to revision 1"), "{said}");
     assert!(versions(port).iter().all(|v| v == "good"));
+
+    // Both control planes' events are in `shoal events`, which needs no Compose file.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shoal"))
+        .args(["-p", &p.name, "events"])
+        .env("SHOAL_STATE_DIR", p.state.path())
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    let events = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(events.contains("rolling back"), "{events}");
+    assert!(
+        events.contains("control plane started; adopted"),
+        "{events}"
+    );
+    assert!(events.contains(" Rollout "), "{events}");
 }
 
 #[test]

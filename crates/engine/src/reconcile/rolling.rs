@@ -9,6 +9,7 @@ use shoal_runtime::{ContainerInfo, Error, Health, State, LABEL_REVISION};
 use shoal_spec::{Project, Service};
 
 use super::{Pair, Pass, Reconciler, Target};
+use crate::event::Event;
 use crate::revision::{Revision, RolloutRecord, RolloutState};
 use crate::rollout::{Action, Condition, Member, Rollout, Settings, Slot};
 
@@ -169,11 +170,17 @@ impl Reconciler {
         let step = ro.step(now, &rslots);
         for e in step.events {
             // The subject says the service already.
-            let e = e
+            let step = e
                 .strip_prefix(&format!("{name} "))
                 .unwrap_or(&e)
                 .to_string();
-            self.book.event(now, name.clone(), e);
+            self.book.emit(
+                now,
+                Event::Rollout {
+                    service: name.clone(),
+                    step,
+                },
+            );
         }
         let acted = !step.actions.is_empty();
         for action in step.actions {

@@ -10,20 +10,7 @@ pub async fn run(global: &Global, args: &LogsArgs) -> anyhow::Result<ExitCode> {
     let loaded = super::load(global)?;
     let p = &loaded.project;
     super::check_services(p, &args.services)?;
-    let since = match &args.since {
-        None => None,
-        Some(s) => Some(match s.parse::<i64>() {
-            Ok(unix) => unix,
-            Err(_) => {
-                let d = shoal_spec::syntax::duration(s).map_err(|e| {
-                    anyhow::anyhow!(
-                        "--since {s}: {e} (give a duration such as 10m, or a Unix time)"
-                    )
-                })?;
-                crate::logs::unix_now() - d.as_secs() as i64
-            }
-        }),
-    };
+    let since = super::since(args.since.as_deref())?;
     let rt = super::engine().await?;
     let containers: Vec<_> = rt
         .list(&p.name)

@@ -142,7 +142,7 @@ pub async fn run(global: &Global, args: &PsArgs) -> anyhow::Result<ExitCode> {
         if !s.events.is_empty() {
             println!("recent events:");
             for e in s.events.iter().rev().take(8).rev() {
-                println!("  {:>8.1}s  {} {}", e.at, e.replica, e.message);
+                println!("  {}", super::events::line(e, false));
             }
         }
         for w in &s.waiting {

@@ -239,7 +239,7 @@ pub async fn wait_for(
 /// current one.
 fn print_history(h: &History) {
     println!(
-        "{:<10} {:<20} {:<12} {:<14} CHANGE",
+        "{:<10} {:<21} {:<12} {:<14} CHANGE",
         "REVISION", "APPLIED", "CAUSE", "IMAGE"
     );
     let mut before: Option<(serde_json::Value, Option<String>)> = None;
@@ -256,9 +256,9 @@ fn print_history(h: &History) {
             .map(|i| i.trim_start_matches("sha256:").chars().take(12).collect())
             .unwrap_or_else(|| "-".to_string());
         println!(
-            "{:<10} {:<20} {:<12} {:<14} {change}",
+            "{:<10} {:<21} {:<12} {:<14} {change}",
             format!("{}{mark}", r.number),
-            unix_time(r.applied_at),
+            crate::logs::rfc3339(r.applied_at as f64),
             r.cause,
             image
         );
@@ -286,43 +286,4 @@ fn changes(before: &serde_json::Value, now: &serde_json::Value, rebuilt: bool) -
         keys.insert(0, "image rebuilt");
     }
     keys.join(", ")
-}
-
-/// `2026-12-01 21:32:37` (UTC).
-fn unix_time(secs: u64) -> String {
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to (year, month, day), Howard Hinnant's algorithm.
-fn civil(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dates_are_utc() {
-        assert_eq!(unix_time(0), "1970-01-01 00:00:00");
-        assert_eq!(unix_time(1_796_161_957), "2026-12-01 21:52:37");
-        assert_eq!(unix_time(951_782_400), "2000-02-29 00:00:00");
-    }
 }
