@@ -84,7 +84,7 @@ fn scales_out_under_load_and_back_in_after() {
         "requests failed while scaling"
     );
     let ps = p.ok(&["ps"]);
-    assert!(ps.contains("Scaled") && ps.contains(" < "), "{ps}");
+    assert!(ps.contains("app scaled ") && ps.contains(" < "), "{ps}");
     // The same decisions in `shoal events`, kept in the state directory.
     let events = p.ok(&["events", "app"]);
     assert!(
