@@ -5,6 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/debian-base.sh
+# promtool checks the metrics exposition (Debian's prometheus package).
+if ! command -v promtool >/dev/null 2>&1; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
 # The testkit image is FROM scratch: its binary must be static.
 RUSTFLAGS='-C target-feature=+crt-static' cargo build --locked -p shoal-testkit --release \
   --target x86_64-unknown-linux-gnu --target-dir target/static

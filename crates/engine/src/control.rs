@@ -2,6 +2,7 @@
 //! ready replicas, answer commands, and on shutdown drain and stop.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use shoal_runtime::{Runtime, State};
 use shoal_spec::Project;
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 use crate::autoscale::Scaler;
@@ -48,6 +50,18 @@ pub enum Command {
         /// Remove named volumes too.
         volumes: bool,
     },
+}
+
+/// Where the control plane serves `/metrics`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Metrics {
+    /// Nowhere.
+    Off,
+    /// On this address (an error when it is taken).
+    At(SocketAddr),
+    /// On the project's default port, or the next free one
+    /// ([`crate::metrics::default_addr`]).
+    Default,
 }
 
 /// A command for a service's rollout.
@@ -101,6 +115,9 @@ pub struct Status {
     pub replicas: Vec<ReplicaStatus>,
     /// The latest events, oldest first.
     pub events: Vec<crate::event::Record>,
+    /// Where `/metrics` is served, if it is.
+    #[serde(default)]
+    pub metrics: Option<String>,
     /// Per service: its revision and last rollout.
     #[serde(default)]
     pub rollouts: BTreeMap<String, RolloutStatus>,
@@ -170,6 +187,7 @@ impl ControlPlane {
         project: Project,
         state_dir: PathBuf,
         scale: &BTreeMap<String, u32>,
+        metrics: Metrics,
     ) -> Result<(ControlPlane, Handle), Error> {
         let mut desired =
             Desired::load(&state_dir).map_err(|e| Error::State(state_dir.clone(), e))?;
@@ -183,6 +201,31 @@ impl ControlPlane {
         let events = Events::open(&state_dir).map_err(|e| Error::State(state_dir.clone(), e))?;
         let (stop_proxies, stop_rx) = watch::channel(false);
         let routes = Arc::new(Routes::bind(&project, stop_rx).await?);
+        // Every listener is bound before anything is created.
+        let metrics_listener = match metrics {
+            Metrics::Off => None,
+            Metrics::At(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| Error::Bind(addr.to_string(), e))?,
+            ),
+            Metrics::Default => {
+                // The project's own port, or the next free one.
+                let base = crate::metrics::default_addr(&project.name);
+                let mut found = None;
+                for i in 0..20 {
+                    let addr = SocketAddr::new(base.ip(), base.port() + i);
+                    if let Ok(l) = TcpListener::bind(addr).await {
+                        found = Some(l);
+                        break;
+                    }
+                }
+                if found.is_none() {
+                    tracing::warn!("no free metrics port from {base}: metrics are off");
+                }
+                found
+            }
+        };
         let probes = Probes::new(Arc::new(project.clone()));
         let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
         let mut reconciler = Reconciler::new(rt.clone(), Arc::new(project.clone()))
@@ -203,8 +246,24 @@ impl ControlPlane {
         let (status_tx, status_rx) = watch::channel(Status {
             project: project.name.clone(),
             pid: std::process::id(),
+            metrics: metrics_listener
+                .as_ref()
+                .and_then(|l| l.local_addr().ok())
+                .map(|a| a.to_string()),
             ..Status::default()
         });
+        if let Some(listener) = metrics_listener {
+            let exporter = crate::metrics::Exporter::new(
+                routes.clone(),
+                status_rx.clone(),
+                reconciler.book().events.counts.clone(),
+            );
+            tokio::spawn(crate::metrics::serve(
+                listener,
+                Arc::new(exporter.registry()),
+                stop_proxies.subscribe(),
+            ));
+        }
         let (cmd_tx, cmd_rx) = mpsc::channel(16);
         Ok((
             ControlPlane {

@@ -231,9 +231,15 @@ pub struct Record {
     pub event: Event,
 }
 
+/// Events so far by (service, reason), `-` for the project's own: the metrics read
+/// them on each scrape.
+pub type Counts = BTreeMap<(String, String), u64>;
+
 /// The events of a project: the newest in memory, all appended to the file.
 #[derive(Debug, Default)]
 pub struct Events {
+    /// Counted by (service, reason) since the control plane started.
+    pub counts: std::sync::Arc<std::sync::Mutex<Counts>>,
     /// Where they are appended; `None` keeps them in memory only (tests).
     path: Option<PathBuf>,
     /// The newest, oldest first.
@@ -258,6 +264,7 @@ impl Events {
         }
         let next_id = records.last().map_or(0, |r| r.id + 1);
         Ok(Events {
+            counts: Default::default(),
             path: Some(path),
             records: records.into(),
             next_id,
@@ -270,6 +277,13 @@ impl Events {
         let now = unix_now();
         let (subject, reason, message) = (event.subject(), event.reason(), event.message());
         tracing::info!("{subject} {message}");
+        let service = event.service().unwrap_or("-").to_string();
+        *self
+            .counts
+            .lock()
+            .expect("not poisoned")
+            .entry((service, reason.to_string()))
+            .or_default() += 1;
         let repeat = self
             .records
             .iter_mut()

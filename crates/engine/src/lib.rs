@@ -14,6 +14,7 @@
 //! - [`revision`]: every applied configuration of a service, kept in the state
 //!   directory with its last rollout.
 //! - [`rollout`]: rolling updates as a state machine: slots in, actions out.
+//! - [`metrics`]: the Prometheus endpoint, every series named in one place.
 //! - [`clock`]: time behind a seam, faked in tests.
 //! - [`order`]: dependency order.
 //! - [`probe`]: the control plane's own health probes (`x-shoal.health`).
@@ -32,6 +33,7 @@ pub mod desired;
 pub mod down;
 pub mod event;
 pub mod health;
+pub mod metrics;
 pub mod order;
 pub mod probe;
 pub mod reconcile;
@@ -41,7 +43,7 @@ pub mod rollout;
 pub mod routes;
 pub mod tasks;
 
-pub use control::{Command, ControlPlane, Handle, RolloutCommand, RolloutStatus, Status};
+pub use control::{Command, ControlPlane, Handle, Metrics, RolloutCommand, RolloutStatus, Status};
 
 /// What stops the control plane.
 #[derive(Debug, thiserror::Error)]

@@ -2,7 +2,7 @@
 //! container starts, pointed at the ready replicas after every pass, and drained of a
 //! replica before it is stopped.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -210,6 +210,37 @@ impl Routes {
             }
         }
         total
+    }
+
+    /// Each replica of `service` the last pass saw (those leaving left out), with
+    /// what the balancer counted of it over the service's ports and its requests in
+    /// flight: for the metrics.
+    pub fn replicas(&self, service: &str) -> Vec<(u32, Snapshot, u64)> {
+        let observed = self.observed.lock().expect("not poisoned").clone();
+        let leaving = self.leaving.lock().expect("not poisoned").clone();
+        let mut out: BTreeMap<u32, (Snapshot, u64)> = BTreeMap::new();
+        for c in observed
+            .iter()
+            .filter(|c| c.service == service && !leaving.contains(&c.id))
+        {
+            for e in self.entries.iter().filter(|e| e.service == service) {
+                let Some(addr) = Routes::addr_of(e, c) else {
+                    continue;
+                };
+                for ep in e
+                    .route
+                    .backends
+                    .endpoints()
+                    .iter()
+                    .filter(|ep| ep.addr == addr)
+                {
+                    let slot = out.entry(c.replica).or_default();
+                    slot.0.add(&ep.stats.snapshot());
+                    slot.1 += u64::from(ep.in_flight.load(std::sync::atomic::Ordering::Relaxed));
+                }
+            }
+        }
+        out.into_iter().map(|(r, (s, f))| (r, s, f)).collect()
     }
 
     /// The published ports, as (service, host address, container port), to tell

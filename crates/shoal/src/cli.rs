@@ -132,6 +132,10 @@ pub struct UpArgs {
     /// With -d: how long to wait for the services, in seconds.
     #[arg(long, default_value_t = 300)]
     pub wait_timeout: u64,
+    /// Where to serve Prometheus metrics: IP:PORT, or `off` (default: the file's
+    /// `x-shoal.metrics`, else 127.0.0.1 on a port chosen from the project's name).
+    #[arg(long, value_name = "ADDR|off")]
+    pub metrics: Option<String>,
     /// Internal: this process is the detached control plane.
     #[arg(long, hide = true)]
     pub detached_child: bool,

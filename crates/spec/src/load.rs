@@ -224,7 +224,7 @@ pub fn load(opts: &Options) -> Result<Loaded, LoadError> {
     let volumes = cx.volumes(root.get("volumes"));
     let secrets = cx.file_objects(root.get("secrets"), "secrets");
     let configs = cx.file_objects(root.get("configs"), "configs");
-    let x_shoal = root.get("x-shoal").map(Node::to_json);
+    let x_shoal = cx.project_x_shoal(root.get("x-shoal"));
     let mut errors = std::mem::take(&mut cx.errors);
     warnings.append(&mut cx.warnings);
 

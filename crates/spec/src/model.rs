@@ -32,8 +32,64 @@ pub struct Project {
     #[serde(skip_serializing_if = "IndexMap::is_empty", default)]
     pub configs: IndexMap<String, FileObject>,
     /// Project-wide shoal settings (the top-level `x-shoal`).
-    #[serde(rename = "x-shoal", skip_serializing_if = "Option::is_none", default)]
-    pub x_shoal: Option<serde_json::Value>,
+    #[serde(
+        rename = "x-shoal",
+        skip_serializing_if = "ProjectXShoal::is_empty",
+        default
+    )]
+    pub x_shoal: ProjectXShoal,
+}
+
+/// The top-level `x-shoal` section.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectXShoal {
+    /// `x-shoal.metrics`: where the Prometheus endpoint listens.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub metrics: Option<MetricsAt>,
+}
+
+impl ProjectXShoal {
+    fn is_empty(&self) -> bool {
+        self.metrics.is_none()
+    }
+}
+
+/// Where `/metrics` is served.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MetricsAt {
+    /// Not served.
+    Off,
+    /// On this address.
+    At(std::net::SocketAddr),
+}
+
+impl MetricsAt {
+    /// `off`, or an `IP:PORT` (`localhost` for 127.0.0.1).
+    pub fn parse(s: &str) -> Result<MetricsAt, String> {
+        let s = s.trim();
+        if s == "off" {
+            return Ok(MetricsAt::Off);
+        }
+        let s2 = s.replace("localhost:", "127.0.0.1:");
+        s2.parse()
+            .map(MetricsAt::At)
+            .map_err(|_| format!("`{s}` is not an address"))
+    }
+}
+
+impl Serialize for MetricsAt {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            MetricsAt::Off => s.serialize_str("off"),
+            MetricsAt::At(a) => s.serialize_str(&a.to_string()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for MetricsAt {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<MetricsAt, D::Error> {
+        MetricsAt::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
 }
 
 impl Project {

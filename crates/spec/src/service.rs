@@ -307,6 +307,28 @@ impl Cx<'_> {
         Some(svc)
     }
 
+    /// The top-level `x-shoal`.
+    pub fn project_x_shoal(&mut self, node: Option<&Node>) -> ProjectXShoal {
+        let mut x = ProjectXShoal::default();
+        let Some(fields) = node.and_then(|n| self.fields(n, "x-shoal", &["metrics"])) else {
+            return x;
+        };
+        for (k, v) in fields {
+            let p = join("x-shoal", &k.name);
+            if k.name == "metrics" {
+                if let Some(text) = self.string(v, &p) {
+                    match MetricsAt::parse(&text) {
+                        Ok(m) => x.metrics = Some(m),
+                        Err(e) => {
+                            self.error_hint(v, &p, e, "use IP:PORT, such as 127.0.0.1:9464, or off")
+                        }
+                    }
+                }
+            }
+        }
+        x
+    }
+
     fn x_shoal(&mut self, node: &Node, path: &str) -> XShoal {
         let mut x = XShoal::default();
         let Some(fields) = self.fields(node, path, &["lb", "health", "autoscale", "update"]) else {

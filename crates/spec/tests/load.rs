@@ -518,3 +518,35 @@ fn x_shoal_update_is_checked_like_the_rest() {
     assert_eq!(u.ready_timeout, Some(std::time::Duration::from_secs(5)));
     assert_eq!(u.error_ratio, Some(0.2));
 }
+
+#[test]
+fn x_shoal_metrics_is_an_address_or_off() {
+    let e = one_error("services:\n  web:\n    image: x\nx-shoal:\n  metrics: 127.0.0.1:99999\n");
+    assert_eq!(at(&e), (5, 12));
+    assert_eq!(e.path, "x-shoal.metrics");
+    assert_eq!(e.message, "`127.0.0.1:99999` is not an address");
+    assert_eq!(
+        e.hint.as_deref(),
+        Some("use IP:PORT, such as 127.0.0.1:9464, or off")
+    );
+    let e = one_error("services:\n  web:\n    image: x\nx-shoal:\n  metric: off\n");
+    assert_eq!(e.hint.as_deref(), Some("did you mean `metrics`?"));
+    let on = ok(&[(
+        "compose.yaml",
+        "services:\n  web:\n    image: x\nx-shoal:\n  metrics: localhost:9500\n",
+    )]);
+    assert_eq!(
+        on.project.x_shoal.metrics,
+        Some(shoal_spec::MetricsAt::At("127.0.0.1:9500".parse().unwrap()))
+    );
+    let off = ok(&[(
+        "compose.yaml",
+        "services:\n  web:\n    image: x\nx-shoal: {metrics: \"off\"}\n",
+    )]);
+    assert_eq!(
+        off.project.x_shoal.metrics,
+        Some(shoal_spec::MetricsAt::Off)
+    );
+    let json = serde_json::to_string(&off.project).unwrap();
+    assert!(json.contains(r#""x-shoal":{"metrics":"off"}"#), "{json}");
+}

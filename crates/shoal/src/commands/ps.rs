@@ -71,7 +71,15 @@ pub async fn run(global: &Global, args: &PsArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     match &control {
-        Some(s) => println!("project {}: control plane running (pid {})", p.name, s.pid),
+        Some(s) => println!(
+            "project {}: control plane running (pid {}){}",
+            p.name,
+            s.pid,
+            s.metrics
+                .as_ref()
+                .map(|m| format!(", metrics on http://{m}/metrics"))
+                .unwrap_or_default()
+        ),
         None => println!("project {}: no control plane running", p.name),
     }
     println!(

@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use shoal_engine::{Command, ControlPlane};
+use shoal_engine::{Command, ControlPlane, Metrics};
+use shoal_spec::MetricsAt;
 use shoal_spec::Project;
 use tokio::sync::watch;
 
@@ -25,6 +26,18 @@ pub async fn run(global: &Global, args: &UpArgs) -> anyhow::Result<ExitCode> {
         scale.insert(svc, n);
     }
     super::check_services(&project, scale.keys())?;
+    let metrics = match args.metrics.as_deref().map(MetricsAt::parse) {
+        Some(Err(e)) => {
+            anyhow::bail!("--metrics: {e}\n  hint: use IP:PORT, such as 127.0.0.1:9464, or off")
+        }
+        Some(Ok(m)) => Some(m),
+        None => project.x_shoal.metrics.clone(),
+    };
+    let metrics = match metrics {
+        Some(MetricsAt::Off) => Metrics::Off,
+        Some(MetricsAt::At(a)) => Metrics::At(a),
+        None => Metrics::Default,
+    };
     if !args.detached_child {
         for svc in project.services.values() {
             for key in svc.other.keys() {
@@ -59,7 +72,7 @@ pub async fn run(global: &Global, args: &UpArgs) -> anyhow::Result<ExitCode> {
 
     init_tracing();
     let (control, handle) =
-        ControlPlane::start(rt.clone(), project.clone(), state_dir, &scale).await?;
+        ControlPlane::start(rt.clone(), project.clone(), state_dir, &scale, metrics).await?;
     let (stop_api, stop_rx) = watch::channel(false);
     let api = tokio::spawn(crate::api::serve(socket, handle.clone(), stop_rx));
     let logs = (!args.detached_child).then(|| {
@@ -188,6 +201,9 @@ async fn detach(global: &Global, args: &UpArgs, project: &Project) -> anyhow::Re
     cmd.arg("up").arg("--detached-child");
     for s in &args.scale {
         cmd.arg("--scale").arg(s);
+    }
+    if let Some(m) = &args.metrics {
+        cmd.arg("--metrics").arg(m);
     }
     cmd.stdin(std::process::Stdio::null())
         .stdout(log.try_clone()?)
