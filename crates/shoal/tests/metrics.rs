@@ -1,7 +1,8 @@
 //! The Prometheus endpoint against the real engine: what it counts matches what a
 //! client sent, replicas that go leave no series behind, the classic text is clean
-//! under `promtool check metrics`, and a metrics port already taken stops `up` before
-//! anything starts.
+//! under `promtool check metrics`, a real Prometheus scrapes it and answers every
+//! query of the Grafana dashboard in `dashboards/`, and a metrics port already taken
+//! stops `up` before anything starts.
 
 mod common;
 
@@ -171,4 +172,168 @@ fn a_metrics_port_already_taken_stops_up_before_anything_starts() {
         String::from_utf8_lossy(&out.stderr)
     );
     drop(taken);
+}
+
+/// A real Prometheus scraping 127.0.0.1:`target` every second, with its data in a
+/// folder of its own; stopped when dropped.
+struct Prometheus {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    fn start(target: u16) -> Prometheus {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n  - job_name: shoal\n    static_configs: [{{targets: [\"127.0.0.1:{target}\"]}}]\n"
+            ),
+        )
+        .unwrap();
+        let port = free_port();
+        let child = std::process::Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("prometheus (apt-get install prometheus)");
+        let p = Prometheus {
+            child,
+            port,
+            _dir: dir,
+        };
+        eventually(Duration::from_secs(30), "prometheus ready", || {
+            common::get(p.port, "/-/ready")
+                .ok()
+                .filter(|r| r.status == 200)
+        });
+        p
+    }
+
+    /// The query API's answer to `q`.
+    fn query(&self, q: &str) -> serde_json::Value {
+        let enc: String = q
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let r = common::get(self.port, &format!("/api/v1/query?query={enc}")).unwrap();
+        serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("{e}: {}", r.body))
+    }
+
+    /// The single value `q` has now, if it has one.
+    fn scalar(&self, q: &str) -> Option<f64> {
+        let v = self.query(q);
+        let result = v["data"]["result"].as_array()?;
+        (result.len() == 1)
+            .then(|| result[0]["value"][1].as_str()?.parse().ok())
+            .flatten()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_real_prometheus_scrapes_the_project_and_the_dashboard_queries_answer() {
+    let port = free_port();
+    let metrics = free_port();
+    let yaml = format!(
+        "services:\n{}x-shoal:\n  metrics: 127.0.0.1:{metrics}\n",
+        testkit_service(
+            "app",
+            2,
+            &format!("\"{port}:8080\""),
+            "    restart: always\n"
+        )
+    );
+    let p = project_from("prometheus", &yaml);
+    p.ok(&["up", "-d"]);
+    let prom = Prometheus::start(metrics);
+
+    let mut c = KeepAlive::connect(port).unwrap();
+    for _ in 0..40 {
+        assert_eq!(c.get("/").unwrap().status, 200);
+    }
+    drop(c);
+    eventually(
+        Duration::from_secs(20),
+        "Prometheus sees the 40 requests",
+        || (prom.scalar("sum(shoal_requests_total{service=\"app\"})") == Some(40.0)).then_some(()),
+    );
+    assert_eq!(
+        prom.scalar("shoal_service_replicas_ready{service=\"app\"}"),
+        Some(2.0)
+    );
+
+    // A killed replica shows in the restarts.
+    let id = p.replica("app", 1).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::process::Command::new("docker")
+        .args(["kill", "-s", "KILL", &id])
+        .output()
+        .unwrap();
+    eventually(Duration::from_secs(20), "the restart in Prometheus", || {
+        let n = prom.scalar("sum(shoal_events_total{service=\"app\",reason=\"Restarting\"})")?;
+        (n >= 1.0).then_some(())
+    });
+
+    // Scaled out and back in: Prometheus has no stale replica series.
+    p.ok(&["scale", "app=3"]);
+    eventually(
+        Duration::from_secs(30),
+        "three replicas in Prometheus",
+        || {
+            (prom.scalar("count(shoal_requests_in_flight{service=\"app\"})") == Some(3.0))
+                .then_some(())
+        },
+    );
+    p.ok(&["scale", "app=1"]);
+    eventually(Duration::from_secs(30), "one replica in Prometheus", || {
+        (prom.scalar("count(shoal_requests_in_flight{service=\"app\"})") == Some(1.0)).then_some(())
+    });
+
+    // Every query of the Grafana dashboard in the repository answers, with data.
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::root().join("dashboards/shoal.json")).unwrap(),
+    )
+    .unwrap();
+    let exprs: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap().clone())
+        .map(|t| t["expr"].as_str().unwrap().replace("$service", ".*"))
+        .collect();
+    assert!(exprs.len() >= 8);
+    let mut c = KeepAlive::connect(port).unwrap();
+    for _ in 0..20 {
+        c.get("/").unwrap();
+    }
+    for q in &exprs {
+        eventually(Duration::from_secs(20), &format!("data for {q}"), || {
+            let v = prom.query(q);
+            assert_eq!(v["status"], "success", "{q}: {v}");
+            let n = v["data"]["result"].as_array().map_or(0, Vec::len);
+            (n > 0).then_some(())
+        });
+    }
 }
