@@ -32,6 +32,20 @@ pub struct Scaler {
     entries: HashMap<String, Entry>,
     /// The last CPU time reading of each container: (clock time, CPU time).
     cpu: HashMap<String, (Duration, Duration)>,
+    /// What each autoscaled service's policy last read: its metric per ready replica
+    /// against its target.
+    pub last: BTreeMap<String, Reading>,
+}
+
+/// An autoscaler's last reading of its metric.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Reading {
+    /// `concurrency`, `rps`, `cpu` or `latency_p95`.
+    pub metric: String,
+    /// The metric per ready replica.
+    pub value: f64,
+    /// The target per ready replica.
+    pub target: f64,
 }
 
 /// The policy settings of a service's `x-shoal.autoscale`.
@@ -76,6 +90,7 @@ impl Scaler {
             clock,
             entries,
             cpu: HashMap::new(),
+            last: BTreeMap::new(),
         }
     }
 
@@ -160,6 +175,14 @@ impl Scaler {
             };
             entry.last = Some((now, snap));
             if let Some(total) = total {
+                self.last.insert(
+                    name.clone(),
+                    Reading {
+                        metric: metric.clone(),
+                        value: total / f64::from(ready_n.max(1)),
+                        target: entry.policy.config().target,
+                    },
+                );
                 entry.policy.record(Sample {
                     at: now,
                     total,

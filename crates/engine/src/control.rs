@@ -152,6 +152,9 @@ pub struct ServiceStatus {
     pub retries: u64,
     /// Requests in flight now.
     pub in_flight: u64,
+    /// The autoscaler's last reading, for an autoscaled service.
+    #[serde(default)]
+    pub autoscale: Option<crate::autoscale::Reading>,
 }
 
 /// A way to talk to a running control plane.
@@ -175,6 +178,8 @@ pub struct ControlPlane {
     stop_proxies: watch::Sender<bool>,
     status: watch::Sender<Status>,
     commands: mpsc::Receiver<Command>,
+    /// Where the metrics' sampler of the engine's stats writes, when metrics are on.
+    usages: Option<crate::metrics::Usages>,
 }
 
 impl ControlPlane {
@@ -252,11 +257,14 @@ impl ControlPlane {
                 .map(|a| a.to_string()),
             ..Status::default()
         });
+        let usages = crate::metrics::Usages::default();
+        let sampling = metrics_listener.is_some();
         if let Some(listener) = metrics_listener {
             let exporter = crate::metrics::Exporter::new(
                 routes.clone(),
                 status_rx.clone(),
                 reconciler.book().events.counts.clone(),
+                usages.clone(),
             );
             tokio::spawn(crate::metrics::serve(
                 listener,
@@ -277,6 +285,7 @@ impl ControlPlane {
                 stop_proxies,
                 status: status_tx,
                 commands: cmd_rx,
+                usages: sampling.then_some(usages),
             },
             Handle {
                 commands: cmd_tx,
@@ -304,6 +313,13 @@ impl ControlPlane {
             })
         };
 
+        let sampler = self.usages.clone().map(|u| {
+            tokio::spawn(crate::metrics::sample(
+                self.rt.clone(),
+                self.project.name.clone(),
+                u,
+            ))
+        });
         // Probes run whether or not a service has one now: a new version of the
         // project may bring some.
         let prober = Some(tokio::spawn(self.probes.clone().run()));
@@ -366,8 +382,8 @@ impl ControlPlane {
             }
         };
         events.abort();
-        if let Some(p) = prober {
-            p.abort();
+        for t in [prober, sampler].into_iter().flatten() {
+            t.abort();
         }
         let (remove, volumes) = outcome;
         self.reconciler.settle().await;
@@ -502,6 +518,7 @@ impl ControlPlane {
                     desired: desired_count(svc, &self.desired.counts),
                     running,
                     ready,
+                    autoscale: self.scaler.last.get(&svc.name).cloned(),
                     ..ServiceStatus::default()
                 };
                 for route in self.routes.of(&svc.name) {

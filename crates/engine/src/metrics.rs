@@ -9,6 +9,7 @@
 //! values only (service names, replica numbers, phases, event reasons), and a replica
 //! that is gone leaves no series behind: each scrape lists the replicas there are.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -17,6 +18,7 @@ use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use shoal_proxy::metrics::{Snapshot, BUCKETS_US};
+use shoal_runtime::{Runtime, State, Usage};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -121,6 +123,51 @@ pub mod names {
         "process_open_fds",
         "File descriptors the control plane holds.",
     );
+    /// A replica's CPU time (cAdvisor's name).
+    pub const CONTAINER_CPU: Name = (
+        "container_cpu_usage_seconds",
+        "CPU time the replica's container has used.",
+    );
+    /// A replica's working set (cAdvisor's name).
+    pub const CONTAINER_MEMORY: Name = (
+        "container_memory_working_set_bytes",
+        "Memory the replica's container uses, less the page cache the kernel can take back.",
+    );
+    /// The autoscaler's metric.
+    pub const AUTOSCALE_VALUE: Name = (
+        "shoal_autoscale_value",
+        "The autoscaled metric per ready replica, as the autoscaler last read it.",
+    );
+    /// The autoscaler's target.
+    pub const AUTOSCALE_TARGET: Name = (
+        "shoal_autoscale_target",
+        "The autoscaler's target per ready replica.",
+    );
+}
+
+/// Each running replica's resource use, by (service, replica), as last sampled.
+pub type Usages = Arc<Mutex<BTreeMap<(String, u32), Usage>>>;
+
+/// How often the engine's stats are read for the metrics.
+const SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads every running container's stats from the engine every few seconds into
+/// `usages`, until the task is dropped. (A scrape cannot wait for the engine.)
+pub async fn sample(rt: Arc<dyn Runtime>, project: String, usages: Usages) {
+    let mut tick = tokio::time::interval(SAMPLE_EVERY);
+    loop {
+        tick.tick().await;
+        let Ok(list) = rt.list(&project).await else {
+            continue;
+        };
+        let mut next = BTreeMap::new();
+        for c in list.iter().filter(|c| c.state == State::Running) {
+            if let Ok(u) = rt.usage(&c.id).await {
+                next.insert((c.service.clone(), c.replica), u);
+            }
+        }
+        *usages.lock().expect("not poisoned") = next;
+    }
 }
 
 /// What a scrape reads.
@@ -128,6 +175,7 @@ pub struct Exporter {
     routes: Arc<Routes>,
     status: watch::Receiver<Status>,
     events: Arc<Mutex<Counts>>,
+    usages: Usages,
 }
 
 impl std::fmt::Debug for Exporter {
@@ -142,11 +190,13 @@ impl Exporter {
         routes: Arc<Routes>,
         status: watch::Receiver<Status>,
         events: Arc<Mutex<Counts>>,
+        usages: Usages,
     ) -> Exporter {
         Exporter {
             routes,
             status,
             events,
+            usages,
         }
     }
 
@@ -213,7 +263,7 @@ impl Collector for Exporter {
             per(&|s| f64::from(s.running)),
         )?;
         family(&mut enc, names::READY, gauge, per(&|s| f64::from(s.ready)))?;
-        let mut phases: std::collections::BTreeMap<(String, String), f64> = Default::default();
+        let mut phases: BTreeMap<(String, String), f64> = Default::default();
         for r in &status.replicas {
             let phase = crate::event::phase_name(r.record.phase).to_string();
             *phases.entry((r.service.clone(), phase)).or_default() += 1.0;
@@ -308,6 +358,36 @@ impl Collector for Exporter {
         family(&mut enc, names::REVISION, gauge, revisions)?;
         family(&mut enc, names::UPDATED, gauge, updated)?;
         family(&mut enc, names::ROLLOUT_STATE, gauge, states)?;
+
+        // The replicas' containers, from the engine's stats.
+        // Only the replicas there are now (the samples are up to 5 s old).
+        let present = self.routes.present();
+        let usages = self.usages.lock().expect("not poisoned").clone();
+        let (mut cpu, mut mem) = (Vec::new(), Vec::new());
+        for ((s, r), u) in usages {
+            if !present.contains(&(s.clone(), r)) {
+                continue;
+            }
+            let labels = vec![("service", s), ("replica", r.to_string())];
+            cpu.push((labels.clone(), u.cpu.as_secs_f64()));
+            if let Some(m) = u.memory_working_set {
+                mem.push((labels, m as f64));
+            }
+        }
+        family(&mut enc, names::CONTAINER_CPU, counter, cpu)?;
+        family(&mut enc, names::CONTAINER_MEMORY, gauge, mem)?;
+
+        // The autoscalers.
+        let (mut value, mut target) = (Vec::new(), Vec::new());
+        for (name, s) in &status.services {
+            if let Some(a) = &s.autoscale {
+                let labels = vec![("service", name.clone()), ("metric", a.metric.clone())];
+                value.push((labels.clone(), a.value));
+                target.push((labels, a.target));
+            }
+        }
+        family(&mut enc, names::AUTOSCALE_VALUE, gauge, value)?;
+        family(&mut enc, names::AUTOSCALE_TARGET, gauge, target)?;
 
         // The control plane's own process.
         if let Some((rss, cpu, fds)) = process() {

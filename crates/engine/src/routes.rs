@@ -212,6 +212,18 @@ impl Routes {
         total
     }
 
+    /// Every replica the last pass saw, of any service, less those leaving: what the
+    /// metrics have series for.
+    pub fn present(&self) -> HashSet<(String, u32)> {
+        let observed = self.observed.lock().expect("not poisoned");
+        let leaving = self.leaving.lock().expect("not poisoned");
+        observed
+            .iter()
+            .filter(|c| !leaving.contains(&c.id))
+            .map(|c| (c.service.clone(), c.replica))
+            .collect()
+    }
+
     /// Each replica of `service` the last pass saw (those leaving left out), with
     /// what the balancer counted of it over the service's ports and its requests in
     /// flight: for the metrics.

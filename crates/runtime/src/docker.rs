@@ -22,7 +22,8 @@ use shoal_spec::MountKind;
 use crate::container::ContainerSpec;
 use crate::{
     BuildSpec, ContainerInfo, Error, Event, Health, LogLine, LogOptions, NetworkSpec, Result,
-    Runtime, State, VolumeSpec, LABEL_CONFIG_HASH, LABEL_PROJECT, LABEL_REPLICA, LABEL_SERVICE,
+    Runtime, State, Usage, VolumeSpec, LABEL_CONFIG_HASH, LABEL_PROJECT, LABEL_REPLICA,
+    LABEL_SERVICE,
 };
 
 /// The Docker Engine.
@@ -423,7 +424,7 @@ impl Runtime for Docker {
         Ok(info_from(c))
     }
 
-    async fn cpu_time(&self, id: &str) -> Result<Duration> {
+    async fn usage(&self, id: &str) -> Result<Usage> {
         // One-shot: the current counters at once, without the engine's second sample.
         let opts = StatsOptions {
             stream: false,
@@ -439,7 +440,20 @@ impl Runtime for Docker {
             .and_then(|c| c.cpu_usage)
             .and_then(|u| u.total_usage)
             .unwrap_or(0);
-        Ok(Duration::from_nanos(ns))
+        let memory = stats.memory_stats;
+        let working_set = memory.as_ref().and_then(|m| {
+            // cgroup v2 names it inactive_file, v1 total_inactive_file.
+            let inactive = m.stats.as_ref().and_then(|s| {
+                s.get("inactive_file")
+                    .or_else(|| s.get("total_inactive_file"))
+                    .copied()
+            });
+            m.usage.map(|u| u.saturating_sub(inactive.unwrap_or(0)))
+        });
+        Ok(Usage {
+            cpu: Duration::from_nanos(ns),
+            memory_working_set: working_set,
+        })
     }
 
     fn logs(&self, id: &str, opts: &LogOptions) -> BoxStream<'static, Result<LogLine>> {

@@ -12,7 +12,8 @@ use tokio::sync::broadcast;
 use crate::container::ContainerSpec;
 use crate::{
     BuildSpec, ContainerInfo, Error, Event, Health, LogLine, LogOptions, NetworkSpec, Result,
-    Runtime, State, VolumeSpec, LABEL_CONFIG_HASH, LABEL_PROJECT, LABEL_REPLICA, LABEL_SERVICE,
+    Runtime, State, Usage, VolumeSpec, LABEL_CONFIG_HASH, LABEL_PROJECT, LABEL_REPLICA,
+    LABEL_SERVICE,
 };
 
 #[derive(Default)]
@@ -339,8 +340,11 @@ impl Runtime for Fake {
         self.get(id).map(|(_, i)| i)
     }
 
-    async fn cpu_time(&self, id: &str) -> Result<Duration> {
-        Ok(self.world().cpu.get(id).copied().unwrap_or_default())
+    async fn usage(&self, id: &str) -> Result<Usage> {
+        Ok(Usage {
+            cpu: self.world().cpu.get(id).copied().unwrap_or_default(),
+            ..Usage::default()
+        })
     }
 
     fn logs(&self, id: &str, _opts: &LogOptions) -> BoxStream<'static, Result<LogLine>> {

@@ -143,6 +143,16 @@ pub struct ContainerInfo {
     pub labels: HashMap<String, String>,
 }
 
+/// A container's resource use at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// CPU time used so far.
+    pub cpu: Duration,
+    /// Memory in use less the page cache the kernel can take back (cAdvisor's
+    /// working set).
+    pub memory_working_set: Option<u64>,
+}
+
 /// What to build.
 #[derive(Clone, Debug)]
 pub struct BuildSpec {
@@ -273,7 +283,11 @@ pub trait Runtime: Send + Sync + 'static {
     async fn inspect(&self, id: &str) -> Result<ContainerInfo>;
     /// CPU time a container has used so far (cumulative): two readings a known time
     /// apart give its CPU use.
-    async fn cpu_time(&self, id: &str) -> Result<Duration>;
+    async fn cpu_time(&self, id: &str) -> Result<Duration> {
+        self.usage(id).await.map(|u| u.cpu)
+    }
+    /// What a container uses now, from one reading of the engine's stats.
+    async fn usage(&self, id: &str) -> Result<Usage>;
     /// A container's output.
     fn logs(&self, id: &str, opts: &LogOptions) -> BoxStream<'static, Result<LogLine>>;
     /// Container events of the project, from now on.

@@ -41,8 +41,14 @@ fn metrics_count_what_clients_sent_and_pass_promtool() {
     let port = free_port();
     let metrics = free_port();
     let yaml = format!(
-        "services:\n{}x-shoal:\n  metrics: 127.0.0.1:{metrics}\n",
-        testkit_service("app", 2, &format!("\"{port}:8080\""), "")
+        "services:\n{}{}x-shoal:\n  metrics: 127.0.0.1:{metrics}\n",
+        testkit_service("app", 2, &format!("\"{port}:8080\""), ""),
+        testkit_service(
+            "auto",
+            1,
+            &format!("\"{}:8080\"", free_port()),
+            "    x-shoal: {autoscale: {min: 1, max: 2, metric: rps, target: 1000}}\n"
+        )
     );
     let p = project_from("metrics", &yaml);
     p.ok(&["up", "-d"]);
@@ -95,6 +101,33 @@ fn metrics_count_what_clients_sent_and_pass_promtool() {
             >= 2.0
     );
 
+    // The containers' use, from the engine's stats (read every 5 s), and the
+    // autoscaler's reading against its target.
+    let text = eventually(Duration::from_secs(15), "container stats", || {
+        let t = scrape(metrics, None);
+        let mem = value(
+            &t,
+            "container_memory_working_set_bytes{service=\"app\",replica=\"1\"}",
+        )?;
+        let auto = value(&t, "shoal_autoscale_value{service=\"auto\",metric=\"rps\"}");
+        (mem > 0.0 && auto.is_some()).then_some(t)
+    });
+    assert!(
+        value(
+            &text,
+            "container_cpu_usage_seconds_total{service=\"app\",replica=\"1\"}"
+        )
+        .unwrap()
+            > 0.0
+    );
+    assert_eq!(
+        value(
+            &text,
+            "shoal_autoscale_target{service=\"auto\",metric=\"rps\"}"
+        ),
+        Some(1000.0)
+    );
+
     // promtool (Debian's prometheus package, which .ci/run installs) finds nothing
     // to say about the classic text.
     let mut check = std::process::Command::new("promtool")
@@ -136,12 +169,13 @@ fn metrics_count_what_clients_sent_and_pass_promtool() {
         let t = scrape(metrics, None);
         let replicas = t
             .lines()
-            .filter(|l| l.starts_with("shoal_requests_in_flight{"))
+            .filter(|l| l.starts_with("shoal_requests_in_flight{service=\"app\""))
             .count();
         (replicas == 1).then_some(t)
     });
     assert!(
-        !text.contains("replica=\"2\"") && !text.contains("replica=\"3\""),
+        !text.contains("service=\"app\",replica=\"2\"")
+            && !text.contains("service=\"app\",replica=\"3\""),
         "{text}"
     );
 }
