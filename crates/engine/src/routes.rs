@@ -178,36 +178,32 @@ impl Routes {
     /// True when the balancer has ejected `c` for failing requests.
     pub fn ejected(&self, c: &ContainerInfo) -> bool {
         let now = shoal_proxy::http::now_ms();
+        self.endpoints_of(c).iter().any(|ep| ep.ejected(now))
+    }
+
+    /// The balancer's endpoints of `c`, over its service's ports.
+    fn endpoints_of(&self, c: &ContainerInfo) -> Vec<Arc<shoal_proxy::endpoint::Endpoint>> {
         self.entries
             .iter()
             .filter(|e| e.service == c.service)
-            .any(|e| {
-                Routes::addr_of(e, c).is_some_and(|addr| {
-                    e.route
-                        .backends
-                        .endpoints()
-                        .iter()
-                        .any(|ep| ep.addr == addr && ep.ejected(now))
-                })
+            .filter_map(|e| Some((e, Routes::addr_of(e, c)?)))
+            .flat_map(|(e, addr)| {
+                e.route
+                    .backends
+                    .endpoints()
+                    .iter()
+                    .filter(|ep| ep.addr == addr)
+                    .cloned()
+                    .collect::<Vec<_>>()
             })
+            .collect()
     }
 
     /// What the balancer has counted of `c` so far, over its service's ports.
     pub fn stats(&self, c: &ContainerInfo) -> Snapshot {
         let mut total = Snapshot::default();
-        for e in self.entries.iter().filter(|e| e.service == c.service) {
-            let Some(addr) = Routes::addr_of(e, c) else {
-                continue;
-            };
-            for ep in e
-                .route
-                .backends
-                .endpoints()
-                .iter()
-                .filter(|ep| ep.addr == addr)
-            {
-                total.add(&ep.stats.snapshot());
-            }
+        for ep in self.endpoints_of(c) {
+            total.add(&ep.stats.snapshot());
         }
         total
     }
@@ -235,21 +231,10 @@ impl Routes {
             .iter()
             .filter(|c| c.service == service && !leaving.contains(&c.id))
         {
-            for e in self.entries.iter().filter(|e| e.service == service) {
-                let Some(addr) = Routes::addr_of(e, c) else {
-                    continue;
-                };
-                for ep in e
-                    .route
-                    .backends
-                    .endpoints()
-                    .iter()
-                    .filter(|ep| ep.addr == addr)
-                {
-                    let slot = out.entry(c.replica).or_default();
-                    slot.0.add(&ep.stats.snapshot());
-                    slot.1 += u64::from(ep.in_flight.load(std::sync::atomic::Ordering::Relaxed));
-                }
+            for ep in self.endpoints_of(c) {
+                let slot = out.entry(c.replica).or_default();
+                slot.0.add(&ep.stats.snapshot());
+                slot.1 += u64::from(ep.in_flight.load(std::sync::atomic::Ordering::Relaxed));
             }
         }
         out.into_iter().map(|(r, (s, f))| (r, s, f)).collect()

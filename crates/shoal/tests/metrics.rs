@@ -317,14 +317,7 @@ fn a_real_prometheus_scrapes_the_project_and_the_dashboard_queries_answer() {
     );
 
     // A killed replica shows in the restarts.
-    let id = p.replica("app", 1).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    std::process::Command::new("docker")
-        .args(["kill", "-s", "KILL", &id])
-        .output()
-        .unwrap();
+    common::kill_replica(&p, "app", 1);
     eventually(Duration::from_secs(20), "the restart in Prometheus", || {
         let n = prom.scalar("sum(shoal_events_total{service=\"app\",reason=\"Restarting\"})")?;
         (n >= 1.0).then_some(())

@@ -281,14 +281,7 @@ fn rollout_commands_refuse_what_they_cannot_do_and_undo_goes_back() {
 #[test]
 fn a_crashed_replica_is_running_again_at_once() {
     let (p, _port) = common::testkit_up("fastrestart", 1, "    restart: always\n");
-    let id = p.replica("app", 1).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    std::process::Command::new("docker")
-        .args(["kill", "-s", "KILL", &id])
-        .output()
-        .unwrap();
+    let id = common::kill_replica(&p, "app", 1);
     let killed = Instant::now();
     eventually(Duration::from_secs(10), "app.1 ready again", || {
         let r = p.replica("app", 1)?;

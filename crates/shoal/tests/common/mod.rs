@@ -444,3 +444,16 @@ pub fn sigkill(pid: u32) {
             .filter(|s| !s.success())
     });
 }
+
+/// SIGKILLs replica `n` of `service` through the engine; its container id.
+pub fn kill_replica(p: &Project, service: &str, n: u64) -> String {
+    let id = p.replica(service, n).expect("the replica exists")["id"]
+        .as_str()
+        .expect("an id")
+        .to_string();
+    Command::new("docker")
+        .args(["kill", "-s", "KILL", &id])
+        .output()
+        .expect("docker CLI for the test's own actions");
+    id
+}
