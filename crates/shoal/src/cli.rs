@@ -54,6 +54,8 @@ pub enum Command {
     Rollout(RolloutArgs),
     /// What happened: replicas' phases, restarts, scaling, rollouts.
     Events(EventsArgs),
+    /// shoal's version.
+    Version(PsArgs),
 }
 
 #[derive(Args, Debug)]

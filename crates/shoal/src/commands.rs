@@ -30,6 +30,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Build(args) => build::run(&cli.global, args).await,
         Command::Rollout(args) => rollout::run(&cli.global, args).await,
         Command::Events(args) => events::run(&cli.global, args).await,
+        Command::Version(args) => {
+            let v = env!("CARGO_PKG_VERSION");
+            if args.format == crate::cli::Format::Json {
+                println!("{}", serde_json::json!({ "version": v }));
+            } else {
+                println!("shoal version {v}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -62,16 +71,25 @@ pub fn load(global: &Global) -> anyhow::Result<Loaded> {
     }
 }
 
-/// The project's name: the Compose file's, else (like `docker compose -p NAME`, which
-/// finds a project by its labels) the one `-p` gives when there is no usable file. An
-/// invalid file is an error all the same. The second value is why the file was not
+/// The project: the Compose file's, else (like `docker compose -p NAME`, which finds
+/// a project by its labels) only the name `-p` gives, when there is no usable file.
+/// An invalid file is an error all the same. The last value is why the file was not
 /// used, when it was not.
-pub fn project_name(global: &Global) -> anyhow::Result<(String, Option<anyhow::Error>)> {
+pub fn project_or_name(
+    global: &Global,
+) -> anyhow::Result<(String, Option<shoal_spec::Project>, Option<anyhow::Error>)> {
     match (&global.project_name, load(global)) {
-        (_, Ok(loaded)) => Ok((loaded.project.name, None)),
-        (Some(name), Err(e)) if !e.to_string().contains("not valid") => Ok((name.clone(), Some(e))),
+        (_, Ok(loaded)) => Ok((loaded.project.name.clone(), Some(loaded.project), None)),
+        (Some(name), Err(e)) if !e.to_string().contains("not valid") => {
+            Ok((name.clone(), None, Some(e)))
+        }
         (_, Err(e)) => Err(e),
     }
+}
+
+/// The project's name (see [`project_or_name`]) and why the file was not used.
+pub fn project_name(global: &Global) -> anyhow::Result<(String, Option<anyhow::Error>)> {
+    project_or_name(global).map(|(name, _, why)| (name, why))
 }
 
 /// Fails unless every name is a service of the project.

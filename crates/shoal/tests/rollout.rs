@@ -482,3 +482,31 @@ fn up_scale_sets_counts_through_the_control_plane() {
         (running == 3).then_some(())
     });
 }
+
+#[test]
+fn ps_logs_and_events_work_with_the_project_name_alone() {
+    let (p, _port) = common::testkit_up("nameonly", 2, "");
+    let alone = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_shoal"))
+            .args(["-p", &p.name])
+            .args(args)
+            .env("SHOAL_STATE_DIR", p.state.path())
+            .current_dir(std::env::temp_dir())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_str(&alone(&["ps", "--format", "json"])).unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|r| r["phase"] == "ready"), "{rows:?}");
+    let logs = alone(&["logs", "app"]);
+    assert!(logs.contains("listening on :8080"), "{logs}");
+    assert!(alone(&["events"]).contains("Ready"));
+    assert!(alone(&["version"]).starts_with("shoal version "));
+}

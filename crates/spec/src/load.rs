@@ -155,8 +155,31 @@ pub fn load(opts: &Options) -> Result<Loaded, LoadError> {
         warnings: Vec::new(),
     };
     let mut top = top;
-    top.fields(&root, "", TOP_KEYS);
-    errors.append(&mut top.errors);
+    // The legacy format (version 1) has its services at the top level.
+    let legacy = root.get("services").is_none().then(|| {
+        root.as_map().and_then(|entries| {
+            entries.iter().find(|(k, v)| {
+                !TOP_KEYS.contains(&k.name.as_str())
+                    && v.get("image").or_else(|| v.get("build")).is_some()
+            })
+        })
+    });
+    if let Some(Some((k, _))) = legacy {
+        errors.push(
+            SpecError::new(
+                k.mark.clone(),
+                k.name.clone(),
+                format!(
+                    "`{}` looks like a service in the legacy Compose file format (version 1), with services at the top level",
+                    k.name
+                ),
+            )
+            .hint("move the services under a top-level `services:` key (docker compose v2 refuses this format too)"),
+        );
+    } else {
+        top.fields(&root, "", TOP_KEYS);
+        errors.append(&mut top.errors);
+    }
     if let Some(inc) = root.get("include") {
         errors.push(
             SpecError::new(

@@ -1050,7 +1050,8 @@ impl Cx<'_> {
     fn restart(&mut self, node: &Node, path: &str) -> Option<Restart> {
         let text = self.string(node, path)?;
         Some(match text.as_str() {
-            "no" | "false" => Restart::No,
+            // docker compose takes an empty policy for `no`.
+            "" | "no" | "false" => Restart::No,
             "always" => Restart::Always,
             "on-failure" => Restart::OnFailure(None),
             "unless-stopped" => Restart::UnlessStopped,

@@ -550,3 +550,22 @@ fn x_shoal_metrics_is_an_address_or_off() {
     let json = serde_json::to_string(&off.project).unwrap();
     assert!(json.contains(r#""x-shoal":{"metrics":"off"}"#), "{json}");
 }
+
+#[test]
+fn the_legacy_format_is_named_and_an_empty_restart_is_no() {
+    let e = one_error("web:\n  image: nginx\n  ports: [\"80:80\"]\ndb:\n  image: postgres\n");
+    assert_eq!(at(&e), (1, 1));
+    assert_eq!(
+        e.message,
+        "`web` looks like a service in the legacy Compose file format (version 1), with services at the top level"
+    );
+    assert_eq!(
+        e.hint.as_deref(),
+        Some("move the services under a top-level `services:` key (docker compose v2 refuses this format too)")
+    );
+    let loaded = ok(&[(
+        "compose.yaml",
+        "services:\n  web:\n    image: x\n    restart: \"\"\n",
+    )]);
+    assert_eq!(loaded.project.services["web"].restart, Some(Restart::No));
+}

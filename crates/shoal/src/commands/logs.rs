@@ -7,13 +7,15 @@ use shoal_runtime::LogOptions;
 use crate::cli::{Global, LogsArgs};
 
 pub async fn run(global: &Global, args: &LogsArgs) -> anyhow::Result<ExitCode> {
-    let loaded = super::load(global)?;
-    let p = &loaded.project;
-    super::check_services(p, &args.services)?;
+    // With `-p NAME` alone (no Compose file) the replicas are found by label.
+    let (name, project, _) = super::project_or_name(global)?;
+    if let Some(p) = &project {
+        super::check_services(p, &args.services)?;
+    }
     let since = super::since(args.since.as_deref())?;
     let rt = super::engine().await?;
     let containers: Vec<_> = rt
-        .list(&p.name)
+        .list(&name)
         .await?
         .into_iter()
         .filter(|c| args.services.is_empty() || args.services.contains(&c.service))

@@ -9,11 +9,13 @@ use crate::api::Client;
 use crate::cli::{Format, Global, PsArgs};
 
 pub async fn run(global: &Global, args: &PsArgs) -> anyhow::Result<ExitCode> {
-    let loaded = super::load(global)?;
-    let p = &loaded.project;
+    // Like `docker compose -p NAME ps`, this works without the Compose file: the
+    // containers are found by label (their published ports then come from the file
+    // alone, so they are left out).
+    let (name, project, _) = super::project_or_name(global)?;
     let rt = super::engine().await?;
-    let containers = rt.list(&p.name).await?;
-    let control = match Client::connect(&crate::state::socket(&p.name)).await {
+    let containers = rt.list(&name).await?;
+    let control = match Client::connect(&crate::state::socket(&name)).await {
         Some(c) => c.status().await.ok(),
         None => None,
     };
@@ -29,9 +31,9 @@ pub async fn run(global: &Global, args: &PsArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|c| {
             let rec = record(c);
-            let ports: Vec<String> = p
-                .services
-                .get(&c.service)
+            let ports: Vec<String> = project
+                .as_ref()
+                .and_then(|p| p.services.get(&c.service))
                 .map(|s| {
                     s.ports
                         .iter()
@@ -73,14 +75,14 @@ pub async fn run(global: &Global, args: &PsArgs) -> anyhow::Result<ExitCode> {
     match &control {
         Some(s) => println!(
             "project {}: control plane running (pid {}){}",
-            p.name,
+            name,
             s.pid,
             s.metrics
                 .as_ref()
                 .map(|m| format!(", metrics on http://{m}/metrics"))
                 .unwrap_or_default()
         ),
-        None => println!("project {}: no control plane running", p.name),
+        None => println!("project {}: no control plane running", name),
     }
     println!(
         "{:<12} {:>7}  {:<28} {:<12} {:<10} {:>8}  PORTS",
