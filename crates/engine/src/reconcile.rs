@@ -526,6 +526,15 @@ impl Reconciler {
             let c = match (&slot.new, &slot.old) {
                 (Some(c), None) => c,
                 (None, Some(c)) if !rolling => c,
+                (Some(c), Some(_))
+                    if c.state == State::Created && !self.tasks.starting(&c.name) =>
+                {
+                    // A successor created but never started: its control plane
+                    // stopped in between. The rollout waits for it to be ready.
+                    self.rt.start(&c.id).await?;
+                    acted = true;
+                    continue;
+                }
                 _ => continue,
             };
             if self.lifecycle(svc, replica, c, grace, pass).await? {

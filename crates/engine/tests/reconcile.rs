@@ -797,3 +797,28 @@ async fn scaling_in_during_a_rollout_removes_old_revision_replicas_first() {
     let names: Vec<String> = hashes(&fake).await.into_iter().map(|(n, _)| n).collect();
     assert_eq!(names, ["t-web-1", "t-web-2", "t-web-3"]);
 }
+
+#[tokio::test]
+async fn a_successor_created_but_never_started_is_started_after_a_crash() {
+    let (fake, state, clock, mut r) = running(ROLL).await;
+    let v2 = ROLL.replace("image: web\n", "image: web\n    environment: {V: '2'}\n");
+    apply(&mut r, &v2).await;
+    drop(r);
+    // What a control plane killed between the create and the start leaves: the old
+    // replica put aside, its successor created under its name, never started.
+    let old = fake.by_name("t-web-1").unwrap();
+    fake.rename(&old.id, "t-web-1-aside").await.unwrap();
+    let p2 = project(&v2);
+    let mut spec = shoal_runtime::ContainerSpec::for_replica(&p2, &p2.services["web"], 1);
+    let images = BTreeMap::from([("web".to_string(), fake.image_id("web").await.unwrap())]);
+    spec.labels.insert(
+        "io.shoal.config-hash".into(),
+        p2.services["web"].revision_hash(images["web"].as_deref()),
+    );
+    spec.labels.insert("io.shoal.revision".into(), "2".into());
+    fake.create(&spec).await.unwrap();
+
+    let mut again = applied(&fake, &v2, state.path(), &clock).await;
+    assert!(until_converged(&mut again, &fake, &clock, 60).await);
+    assert_eq!(hashes(&fake).await, web_on("2"));
+}

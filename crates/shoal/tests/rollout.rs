@@ -372,10 +372,11 @@ fn a_control_plane_killed_during_a_rollback_finishes_it() {
     let load = Load::start(port, 2, "/");
     write(&p, &policy("    environment: {STATUS: \"500\"}\n"));
     p.ok(&["up", "-d", "--no-wait"]);
-    eventually(Duration::from_secs(20), "the rollback under way", || {
-        let r = revisions(&p);
-        let back = r.iter().filter(|(_, v)| v == "1").count();
-        (back == 1 && r.len() == 3).then_some(())
+    eventually(Duration::from_secs(30), "the rollback under way", || {
+        let status = p.shoal(&["rollout", "status", "app"]);
+        let going = String::from_utf8_lossy(&status.stdout).contains("rolling back");
+        let left = revisions(&p).iter().any(|(_, v)| v == "2");
+        (going && left).then_some(())
     });
     load.stop();
     sigkill(pid);
