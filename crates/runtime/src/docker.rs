@@ -14,7 +14,7 @@ use bollard::query_parameters::{
     BuildImageOptions, CreateContainerOptions, CreateImageOptions, EventsOptions,
     KillContainerOptions, ListContainersOptions, ListNetworksOptions, ListVolumesOptions,
     LogsOptions, RemoveContainerOptions, RemoveImageOptions, RenameContainerOptions, StatsOptions,
-    StopContainerOptions,
+    StopContainerOptions, TopOptions,
 };
 use futures_util::stream::{BoxStream, StreamExt};
 use shoal_spec::MountKind;
@@ -454,6 +454,18 @@ impl Runtime for Docker {
             cpu: Duration::from_nanos(ns),
             memory_working_set: working_set,
         })
+    }
+
+    async fn top(&self, id: &str) -> Result<(Vec<String>, Vec<Vec<String>>)> {
+        let top = self
+            .client
+            .top_processes(id, Some(TopOptions::default()))
+            .await
+            .map_err(self.engine(format!("top {id}")))?;
+        Ok((
+            top.titles.unwrap_or_default(),
+            top.processes.unwrap_or_default(),
+        ))
     }
 
     fn logs(&self, id: &str, opts: &LogOptions) -> BoxStream<'static, Result<LogLine>> {

@@ -347,6 +347,22 @@ impl Runtime for Fake {
         })
     }
 
+    async fn top(&self, id: &str) -> Result<(Vec<String>, Vec<Vec<String>>)> {
+        // One process: the container's command, as the fake runs nothing.
+        let (spec, info) = self.get(id)?;
+        if info.state != State::Running {
+            return Err(Error::Engine {
+                action: format!("top {id}"),
+                message: "container is not running".into(),
+            });
+        }
+        let cmd = spec.command.map(|c| c.join(" ")).unwrap_or(spec.image);
+        Ok((
+            vec!["PID".into(), "CMD".into()],
+            vec![vec!["1".into(), cmd]],
+        ))
+    }
+
     fn logs(&self, id: &str, _opts: &LogOptions) -> BoxStream<'static, Result<LogLine>> {
         let line = LogLine {
             timestamp: None,

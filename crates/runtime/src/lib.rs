@@ -288,6 +288,9 @@ pub trait Runtime: Send + Sync + 'static {
     }
     /// What a container uses now, from one reading of the engine's stats.
     async fn usage(&self, id: &str) -> Result<Usage>;
+    /// The processes running in a container, as `ps -ef` shows them: the column
+    /// titles and a row per process.
+    async fn top(&self, id: &str) -> Result<(Vec<String>, Vec<Vec<String>>)>;
     /// A container's output.
     fn logs(&self, id: &str, opts: &LogOptions) -> BoxStream<'static, Result<LogLine>>;
     /// Container events of the project, from now on.

@@ -56,6 +56,30 @@ pub enum Command {
     Events(EventsArgs),
     /// shoal's version.
     Version(PsArgs),
+    /// The processes running in each replica.
+    Top(TopArgs),
+    /// The host address a service's container port is published on.
+    Port(PortArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TopArgs {
+    /// Services (default: all).
+    pub services: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct PortArgs {
+    /// The service.
+    pub service: String,
+    /// The port in the container.
+    pub private_port: u16,
+    /// `tcp` or `udp`.
+    #[arg(long, default_value = "tcp")]
+    pub protocol: String,
+    /// A replica number (every replica is behind the same host port).
+    #[arg(long)]
+    pub index: Option<u32>,
 }
 
 #[derive(Args, Debug)]

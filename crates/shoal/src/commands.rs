@@ -5,9 +5,11 @@ mod config;
 mod down;
 mod events;
 mod logs;
+mod port;
 mod ps;
 mod rollout;
 mod scale;
+mod top;
 mod up;
 
 use std::process::ExitCode;
@@ -30,6 +32,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Build(args) => build::run(&cli.global, args).await,
         Command::Rollout(args) => rollout::run(&cli.global, args).await,
         Command::Events(args) => events::run(&cli.global, args).await,
+        Command::Top(args) => top::run(&cli.global, args).await,
+        Command::Port(args) => port::run(&cli.global, args).await,
         Command::Version(args) => {
             let v = env!("CARGO_PKG_VERSION");
             if args.format == crate::cli::Format::Json {

@@ -485,8 +485,8 @@ fn up_scale_sets_counts_through_the_control_plane() {
 }
 
 #[test]
-fn ps_logs_and_events_work_with_the_project_name_alone() {
-    let (p, _port) = common::testkit_up("nameonly", 2, "");
+fn ps_logs_events_and_top_work_with_the_project_name_alone() {
+    let (p, port) = common::testkit_up("nameonly", 2, "");
     let alone = |args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_shoal"))
             .args(["-p", &p.name])
@@ -510,4 +510,18 @@ fn ps_logs_and_events_work_with_the_project_name_alone() {
     assert!(logs.contains("listening on :8080"), "{logs}");
     assert!(alone(&["events"]).contains("Ready"));
     assert!(alone(&["version"]).starts_with("shoal version "));
+    // The processes of each replica, as Compose prints them.
+    let top = alone(&["top"]);
+    assert!(
+        top.contains(&format!("{}-app-1\nUID", p.name)) && top.contains("/testkit"),
+        "{top}"
+    );
+    // The published address of a container port (this one needs the file).
+    assert_eq!(
+        p.ok(&["port", "app", "8080"]).trim(),
+        format!("0.0.0.0:{port}")
+    );
+    let out = p.shoal(&["port", "app", "9000"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("9000/tcp of `app` is not published"));
 }
