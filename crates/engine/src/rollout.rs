@@ -285,6 +285,11 @@ impl Rollout {
         }
     }
 
+    /// The replica numbers whose successors failed.
+    pub fn failed_replicas(&self) -> Vec<u32> {
+        self.failed.iter().copied().collect()
+    }
+
     /// The settings it rolls with.
     pub fn settings(&self) -> &Settings {
         &self.settings

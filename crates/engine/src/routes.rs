@@ -170,6 +170,16 @@ impl Routes {
         }
     }
 
+    /// Takes `c` out of its service's ports at once, without waiting for what it has
+    /// in flight (a failed successor that is about to be retired).
+    pub fn exclude(&self, c: &ContainerInfo) {
+        self.leaving
+            .lock()
+            .expect("not poisoned")
+            .insert(c.id.clone());
+        self.recompute();
+    }
+
     /// `c` is gone (removed) or back (started again): its mark goes.
     pub fn forget(&self, c: &ContainerInfo) {
         self.leaving.lock().expect("not poisoned").remove(&c.id);

@@ -208,6 +208,16 @@ impl Reconciler {
             }
         }
         if let Some(why) = step.roll_back {
+            // The failed successors take no more requests from now: the rollback
+            // retires them, and until it does the old replicas serve.
+            let failed = self.rollouts[&name].failed_replicas();
+            if let Some(routes) = &self.routes {
+                for r in failed {
+                    if let Some(c) = slots.get(&r).and_then(|p| p.new.as_ref()) {
+                        routes.exclude(c);
+                    }
+                }
+            }
             self.roll_back(&name, why);
         }
         if self.rollouts.get(&name).is_some_and(Rollout::active) {
