@@ -87,6 +87,17 @@ pub enum RolloutCommand {
     },
 }
 
+impl RolloutCommand {
+    /// The service it is for.
+    pub fn service(&self) -> &str {
+        match self {
+            RolloutCommand::Undo { service, .. }
+            | RolloutCommand::Pause { service }
+            | RolloutCommand::Resume { service } => service,
+        }
+    }
+}
+
 /// A service's revision and its last rollout.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct RolloutStatus {
@@ -425,27 +436,23 @@ impl ControlPlane {
     /// `shoal rollout undo|pause|resume`.
     fn rollout(&mut self, cmd: RolloutCommand) -> Result<String, String> {
         let r = &mut self.reconciler;
+        let service = cmd.service();
         let said = match &cmd {
-            RolloutCommand::Undo { service, to } => {
+            RolloutCommand::Undo { to, .. } => {
                 let (from, to) = r.undo(service, *to)?;
                 format!("{service} rolling back from revision {from} to {to}")
             }
-            RolloutCommand::Pause { service } => {
+            RolloutCommand::Pause { .. } => {
                 r.pause(service)?;
                 format!("{service} rollout paused")
             }
-            RolloutCommand::Resume { service } => {
+            RolloutCommand::Resume { .. } => {
                 r.resume(service)?;
                 format!("{service} rollout resumed")
             }
         };
-        let service = match &cmd {
-            RolloutCommand::Undo { service, .. }
-            | RolloutCommand::Pause { service }
-            | RolloutCommand::Resume { service } => service.clone(),
-        };
         self.reconciler.emit(Event::RolloutCommand {
-            service,
+            service: cmd.service().to_string(),
             done: said.clone(),
         });
         self.follow_project();

@@ -254,9 +254,10 @@ impl Events {
     /// them).
     pub fn open(state_dir: &Path) -> std::io::Result<Events> {
         let path = state_dir.join("events.jsonl");
-        let (records, lines) = read(&path)?;
+        let text = text_of(&path)?;
+        let (records, lines) = parse(&text);
         // A line cut short by a crash: what comes next starts on a line of its own.
-        if std::fs::read(&path).is_ok_and(|b| b.last().is_some_and(|c| *c != b'\n')) {
+        if !text.is_empty() && !text.ends_with('\n') {
             std::fs::OpenOptions::new()
                 .append(true)
                 .open(&path)?
@@ -354,11 +355,20 @@ impl Events {
 /// The records in an events file, the last line of each id winning, oldest first;
 /// with the number of lines. A line cut short (a crash mid-write) is skipped.
 pub fn read(path: &Path) -> std::io::Result<(Vec<Record>, usize)> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
-        Err(e) => return Err(e),
-    };
+    Ok(parse(&text_of(path)?))
+}
+
+/// The file's text; a file not there yet is empty.
+fn text_of(path: &Path) -> std::io::Result<String> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The records in an events file's text (see [`read`]).
+fn parse(text: &str) -> (Vec<Record>, usize) {
     let mut by_id: BTreeMap<u64, Record> = BTreeMap::new();
     let mut lines = 0;
     for line in text.lines() {
@@ -370,7 +380,7 @@ pub fn read(path: &Path) -> std::io::Result<(Vec<Record>, usize)> {
     let mut records: Vec<Record> = by_id.into_values().collect();
     let cut = records.len().saturating_sub(KEPT);
     records.drain(..cut);
-    Ok((records, lines))
+    (records, lines)
 }
 
 fn unix_now() -> f64 {

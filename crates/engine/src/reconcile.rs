@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shoal_runtime::{
-    container::container_name, project_labels, ContainerInfo, ContainerSpec, Error, Health,
+    container::replica_name, project_labels, ContainerInfo, ContainerSpec, Error, Health,
     NetworkSpec, Runtime, State, VolumeSpec, LABEL_CONFIG_HASH, LABEL_KEY, LABEL_REVISION,
 };
 use shoal_spec::{Condition, Order, Project, Service};
@@ -167,11 +167,6 @@ impl Reconciler {
         self.project.clone()
     }
 
-    /// Every service's revisions and last rollout.
-    pub fn revisions(&self) -> &Revisions {
-        &self.revisions
-    }
-
     /// Records an event that is not a replica's transition (an autoscaling decision).
     pub fn emit(&mut self, event: Event) {
         let now = self.clock.now();
@@ -225,9 +220,7 @@ impl Reconciler {
 
     /// The name replica `replica` of `svc` goes by.
     fn canonical(&self, svc: &Service, replica: u32) -> String {
-        svc.container_name
-            .clone()
-            .unwrap_or_else(|| container_name(&self.project.name, &svc.name, replica))
+        replica_name(&self.project.name, svc, replica)
     }
 
     /// Creates the project's networks and volumes; checks external ones exist.

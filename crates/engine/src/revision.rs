@@ -102,11 +102,6 @@ impl History {
     pub fn current(&self) -> Option<&Revision> {
         self.get(self.current)
     }
-
-    /// The kept revision whose containers carry `hash`.
-    pub fn by_hash(&self, hash: &str) -> Option<&Revision> {
-        self.revisions.iter().find(|r| r.hash == hash)
-    }
 }
 
 /// Every service's history, as in `revisions.json`.

@@ -290,11 +290,6 @@ impl Rollout {
         self.failed.iter().copied().collect()
     }
 
-    /// The settings it rolls with.
-    pub fn settings(&self) -> &Settings {
-        &self.settings
-    }
-
     /// True while it still has work: not finished, not paused.
     pub fn active(&self) -> bool {
         matches!(

@@ -87,11 +87,6 @@ impl Tasks {
         std::mem::take(&mut self.hand().failed)
     }
 
-    /// True while background work is in progress.
-    pub fn busy(&self) -> bool {
-        self.handles.iter().any(|t| !t.is_finished())
-    }
-
     /// Waits for the work in progress (before a teardown, so that nothing is created
     /// after it).
     pub async fn settle(&mut self) {

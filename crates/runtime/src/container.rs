@@ -73,10 +73,7 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 impl ContainerSpec {
     /// The container for replica `replica` (1-based) of `service`.
     pub fn for_replica(project: &Project, service: &Service, replica: u32) -> ContainerSpec {
-        let name = service
-            .container_name
-            .clone()
-            .unwrap_or_else(|| container_name(&project.name, &service.name, replica));
+        let name = replica_name(&project.name, service, replica);
         let mut labels: HashMap<String, String> = service
             .labels
             .iter()
@@ -200,6 +197,15 @@ impl ContainerSpec {
                 .collect(),
         }
     }
+}
+
+/// The name replica `replica` of `service` goes by: its `container_name`, else
+/// [`container_name`].
+pub fn replica_name(project: &str, service: &Service, replica: u32) -> String {
+    service
+        .container_name
+        .clone()
+        .unwrap_or_else(|| container_name(project, &service.name, replica))
 }
 
 /// `<project>-<service>-<replica>`, as Compose names containers.
