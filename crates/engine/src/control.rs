@@ -25,6 +25,7 @@ use crate::probe::Probes;
 use crate::reconcile::Reconciler;
 use crate::revision::Revisions;
 use crate::routes::Routes;
+use crate::status::{Observer, ReplicaStatus, RolloutStatus, ServiceStatus, Status, Usages};
 use crate::Error;
 
 /// How often the loop reconciles when nothing wakes it earlier.
@@ -98,76 +99,6 @@ impl RolloutCommand {
     }
 }
 
-/// A service's revision and its last rollout.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct RolloutStatus {
-    /// The revision it should run.
-    pub revision: u32,
-    /// Its last rollout.
-    pub rollout: Option<crate::revision::RolloutRecord>,
-}
-
-/// What the control plane reports of itself (`GET /status`).
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct Status {
-    /// Project name.
-    pub project: String,
-    /// Process id of the control plane.
-    pub pid: u32,
-    /// True once a pass has found every service at its desired state.
-    pub converged: bool,
-    /// Per service.
-    pub services: BTreeMap<String, ServiceStatus>,
-    /// Services waiting for a dependency.
-    pub waiting: Vec<String>,
-    /// Actions of the last pass that failed.
-    pub failures: Vec<String>,
-    /// Every replica's phase, restarts and backoff.
-    pub replicas: Vec<ReplicaStatus>,
-    /// The latest events, oldest first.
-    pub events: Vec<crate::event::Record>,
-    /// Where `/metrics` is served, if it is.
-    #[serde(default)]
-    pub metrics: Option<String>,
-    /// Per service: its revision and last rollout.
-    #[serde(default)]
-    pub rollouts: BTreeMap<String, RolloutStatus>,
-}
-
-/// One replica, as the control plane sees it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ReplicaStatus {
-    /// Its service.
-    pub service: String,
-    /// Its number.
-    pub replica: u32,
-    /// What the control plane knows of it.
-    #[serde(flatten)]
-    pub record: crate::health::Replica,
-}
-
-/// One service's counts.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct ServiceStatus {
-    /// Replicas wanted.
-    pub desired: u32,
-    /// Replicas running.
-    pub running: u32,
-    /// Replicas in the balancer.
-    pub ready: u32,
-    /// Requests (or connections) through its published ports.
-    pub requests: u64,
-    /// Of those, the ones that failed (no replica, a replica's error, a timeout).
-    pub failures: u64,
-    /// Attempts retried on another replica.
-    pub retries: u64,
-    /// Requests in flight now.
-    pub in_flight: u64,
-    /// The autoscaler's last reading, for an autoscaled service.
-    #[serde(default)]
-    pub autoscale: Option<crate::autoscale::Reading>,
-}
-
 /// A way to talk to a running control plane.
 #[derive(Clone)]
 pub struct Handle {
@@ -175,6 +106,16 @@ pub struct Handle {
     pub commands: mpsc::Sender<Command>,
     /// Status out, updated after every pass.
     pub status: watch::Receiver<Status>,
+    /// The live snapshot of it.
+    pub observer: Arc<Observer>,
+}
+
+impl Handle {
+    /// The status with the balancer's counts as of now: what `/status` and
+    /// `/metrics` serve.
+    pub fn snapshot(&self) -> Status {
+        self.observer.snapshot()
+    }
 }
 
 /// The control plane of one project.
@@ -189,8 +130,8 @@ pub struct ControlPlane {
     stop_proxies: watch::Sender<bool>,
     status: watch::Sender<Status>,
     commands: mpsc::Receiver<Command>,
-    /// Where the metrics' sampler of the engine's stats writes, when metrics are on.
-    usages: Option<crate::metrics::Usages>,
+    /// Where the sampler of the engine's stats writes.
+    usages: Usages,
 }
 
 impl ControlPlane {
@@ -268,18 +209,17 @@ impl ControlPlane {
                 .map(|a| a.to_string()),
             ..Status::default()
         });
-        let usages = crate::metrics::Usages::default();
-        let sampling = metrics_listener.is_some();
+        let usages = Usages::default();
+        let observer = Arc::new(Observer::new(
+            routes.clone(),
+            status_rx.clone(),
+            reconciler.book().events.counts.clone(),
+            usages.clone(),
+        ));
         if let Some(listener) = metrics_listener {
-            let exporter = crate::metrics::Exporter::new(
-                routes.clone(),
-                status_rx.clone(),
-                reconciler.book().events.counts.clone(),
-                usages.clone(),
-            );
             tokio::spawn(crate::metrics::serve(
                 listener,
-                Arc::new(exporter.registry()),
+                Arc::new(crate::metrics::registry(observer.clone())),
                 stop_proxies.subscribe(),
             ));
         }
@@ -296,11 +236,12 @@ impl ControlPlane {
                 stop_proxies,
                 status: status_tx,
                 commands: cmd_rx,
-                usages: sampling.then_some(usages),
+                usages,
             },
             Handle {
                 commands: cmd_tx,
                 status: status_rx,
+                observer,
             },
         ))
     }
@@ -324,13 +265,11 @@ impl ControlPlane {
             })
         };
 
-        let sampler = self.usages.clone().map(|u| {
-            tokio::spawn(crate::metrics::sample(
-                self.rt.clone(),
-                self.project.name.clone(),
-                u,
-            ))
-        });
+        let sampler = Some(tokio::spawn(crate::metrics::sample(
+            self.rt.clone(),
+            self.project.name.clone(),
+            self.usages.clone(),
+        )));
         // Probes run whether or not a service has one now: a new version of the
         // project may bring some.
         let prober = Some(tokio::spawn(self.probes.clone().run()));
@@ -521,25 +460,16 @@ impl ControlPlane {
                 let mine = pass.observed.iter().filter(|c| c.service == svc.name);
                 let running = mine.clone().filter(|c| c.state == State::Running).count() as u32;
                 let ready = mine.filter(|c| ready(c)).count() as u32;
-                let mut status = ServiceStatus {
+                let limits = &svc.deploy.resources.limits;
+                let status = ServiceStatus {
                     desired: desired_count(svc, &self.desired.counts),
                     running,
                     ready,
+                    cpu_limit: limits.cpus,
+                    memory_limit: limits.memory,
                     autoscale: self.scaler.last.get(&svc.name).cloned(),
                     ..ServiceStatus::default()
                 };
-                for route in self.routes.of(&svc.name) {
-                    let snap = route.stats.snapshot();
-                    status.requests += snap.requests;
-                    status.failures += snap.failures;
-                    status.retries += snap.retries;
-                    status.in_flight += route
-                        .backends
-                        .endpoints()
-                        .iter()
-                        .map(|e| u64::from(e.in_flight.load(std::sync::atomic::Ordering::Relaxed)))
-                        .sum::<u64>();
-                }
                 (svc.name.clone(), status)
             })
             .collect();
@@ -554,6 +484,9 @@ impl ControlPlane {
                 service: service.clone(),
                 replica: *replica,
                 record: record.clone(),
+                traffic: None,
+                in_flight: 0,
+                usage: None,
             })
             .collect();
         let events = book
@@ -583,7 +516,17 @@ impl ControlPlane {
             .reconciler
             .rollout_records()
             .into_iter()
-            .map(|(name, (revision, rollout))| (name, RolloutStatus { revision, rollout }))
+            .map(|(name, (revision, rollout))| {
+                let rollbacks = self.reconciler.rollbacks().get(&name).copied().unwrap_or(0);
+                (
+                    name,
+                    RolloutStatus {
+                        revision,
+                        rollout,
+                        rollbacks,
+                    },
+                )
+            })
             .collect();
         self.status.send_modify(|s| s.rollouts = rollouts);
     }

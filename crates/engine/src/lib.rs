@@ -41,9 +41,11 @@ pub mod restart;
 pub mod revision;
 pub mod rollout;
 pub mod routes;
+pub mod status;
 pub mod tasks;
 
-pub use control::{Command, ControlPlane, Handle, Metrics, RolloutCommand, RolloutStatus, Status};
+pub use control::{Command, ControlPlane, Handle, Metrics, RolloutCommand};
+pub use status::{ReplicaStatus, RolloutStatus, ServiceStatus, Status};
 
 /// What stops the control plane.
 #[derive(Debug, thiserror::Error)]

@@ -1,8 +1,9 @@
 //! Prometheus metrics, served on the project's metrics address: every series shoal
-//! exports, named in [`names`], read on each scrape from what the control plane keeps
-//! anyway (the balancer's per-replica counters, the last pass's status, the event
-//! counts). Nothing is added to the request path: a scrape reads the same atomics
-//! the autoscaler reads.
+//! exports, named in [`names`], written on each scrape from the live [`Status`]
+//! snapshot (the same one `shoal ps` and `shoal dashboard` read), which holds what
+//! the control plane keeps anyway: the balancer's counters, the last pass's
+//! replicas, the event counts, the sampled container use. A scrape reads the same
+//! atomics the autoscaler reads.
 //!
 //! OpenMetrics text to a scraper that asks for it (Prometheus does), the classic text
 //! format (0.0.4) to anything else; both from `prometheus-client`. Labels take fixed
@@ -11,20 +12,18 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use shoal_proxy::metrics::{Snapshot, BUCKETS_US};
-use shoal_runtime::{Runtime, State, Usage};
+use shoal_runtime::{Runtime, State};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::control::Status;
-use crate::event::Counts;
-use crate::routes::Routes;
+use crate::status::{Observer, ReplicaStatus, ServiceStatus, Status, UsageStatus, Usages};
 
 /// Every series, in one place: its name as registered (the encoder adds `_total` to
 /// counters, `_info` to infos), its help.
@@ -53,10 +52,10 @@ pub mod names {
         "shoal_replicas",
         "Replicas by phase (starting, ready, unhealthy, draining, stopped, exited).",
     );
-    /// Requests through the service's published ports.
+    /// Requests through the service's published ports, by status class.
     pub const SERVICE_REQUESTS: Name = (
         "shoal_service_requests",
-        "Requests (or TCP connections) answered through the service's published ports.",
+        "Requests answered on the service's published ports, by status class (code 2xx...); TCP connections as code tcp.",
     );
     /// Of those, failed.
     pub const SERVICE_FAILURES: Name = (
@@ -67,6 +66,36 @@ pub mod names {
     pub const SERVICE_RETRIES: Name = (
         "shoal_service_retries",
         "Attempts retried on another replica.",
+    );
+    /// Retries the budget refused.
+    pub const SERVICE_BUDGET_REFUSALS: Name = (
+        "shoal_service_retry_budget_refusals",
+        "Retries refused because the service's retry budget was spent.",
+    );
+    /// Bytes from clients.
+    pub const SERVICE_RECEIVED: Name = (
+        "shoal_service_received_bytes",
+        "Bytes read from clients on the service's published ports.",
+    );
+    /// Bytes to clients.
+    pub const SERVICE_SENT: Name = (
+        "shoal_service_sent_bytes",
+        "Bytes written to clients on the service's published ports.",
+    );
+    /// Client connections accepted.
+    pub const SERVICE_CONNECTIONS: Name = (
+        "shoal_service_connections",
+        "Client connections accepted on the service's published ports (HTTP or TCP).",
+    );
+    /// Client connections open.
+    pub const SERVICE_OPEN: Name = (
+        "shoal_service_connections_open",
+        "Client connections open on the service's published ports.",
+    );
+    /// Requests in flight on a service.
+    pub const SERVICE_IN_FLIGHT: Name = (
+        "shoal_service_requests_in_flight",
+        "Requests (or TCP connections) the service's replicas hold now.",
     );
     /// Per replica: requests.
     pub const REQUESTS: Name = (
@@ -88,6 +117,41 @@ pub mod names {
         "shoal_request_duration_seconds",
         "Time from sending a request to the replica to its response head.",
     );
+    /// Per replica: failed connections.
+    pub const CONNECT_FAILURES: Name = (
+        "shoal_connect_failures",
+        "Connections from the balancer to the replica that failed (refused, timed out).",
+    );
+    /// Per replica: ejections.
+    pub const EJECTIONS: Name = (
+        "shoal_ejections",
+        "Times the balancer ejected the replica for failing requests.",
+    );
+    /// Per replica: returns.
+    pub const RETURNS: Name = (
+        "shoal_ejection_returns",
+        "Times an ejected replica answered its probe and took requests again.",
+    );
+    /// Per replica: upstream connections opened.
+    pub const UPSTREAM: Name = (
+        "shoal_upstream_connections",
+        "Connections the balancer opened to the replica.",
+    );
+    /// Per replica: upstream connections open.
+    pub const UPSTREAM_OPEN: Name = (
+        "shoal_upstream_connections_open",
+        "Connections from the balancer to the replica open now (in use or kept idle).",
+    );
+    /// Per replica: restarts.
+    pub const RESTARTS: Name = (
+        "shoal_replica_restarts",
+        "Restarts the control plane made of the replica (after an exit or unhealthiness).",
+    );
+    /// Per replica: its phase, info-style.
+    pub const REPLICA_STATE: Name = (
+        "shoal_replica_state",
+        "1 for the replica's phase (starting, ready, unhealthy, draining, stopped, exited).",
+    );
     /// Events by reason.
     pub const EVENTS: Name = (
         "shoal_events",
@@ -107,6 +171,11 @@ pub mod names {
     pub const ROLLOUT_STATE: Name = (
         "shoal_rollout_state",
         "1 for the state of the service's last rollout.",
+    );
+    /// Rollbacks.
+    pub const ROLLBACKS: Name = (
+        "shoal_rollout_rollbacks",
+        "Rollouts of the service that failed and rolled back.",
     );
     /// Resident memory of the control plane.
     pub const RSS: Name = (
@@ -133,6 +202,21 @@ pub mod names {
         "container_memory_working_set_bytes",
         "Memory the replica's container uses, less the page cache the kernel can take back.",
     );
+    /// A replica's memory limit (cAdvisor's name).
+    pub const MEMORY_LIMIT: Name = (
+        "container_spec_memory_limit_bytes",
+        "Memory limit of the replica's container (deploy.resources.limits.memory).",
+    );
+    /// A replica's CPU quota (cAdvisor's name).
+    pub const CPU_QUOTA: Name = (
+        "container_spec_cpu_quota",
+        "CPU quota of the replica's container, microseconds per period (limits.cpus).",
+    );
+    /// A replica's CPU period (cAdvisor's name).
+    pub const CPU_PERIOD: Name = (
+        "container_spec_cpu_period",
+        "CPU period of the replica's container, microseconds.",
+    );
     /// The autoscaler's metric.
     pub const AUTOSCALE_VALUE: Name = (
         "shoal_autoscale_value",
@@ -145,10 +229,7 @@ pub mod names {
     );
 }
 
-/// Each running replica's resource use, by (service, replica), as last sampled.
-pub type Usages = Arc<Mutex<BTreeMap<(String, u32), Usage>>>;
-
-/// How often the engine's stats are read for the metrics.
+/// How often the engine's stats are read.
 const SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Reads every running container's stats from the engine every few seconds into
@@ -170,52 +251,54 @@ pub async fn sample(rt: Arc<dyn Runtime>, project: String, usages: Usages) {
     }
 }
 
-/// What a scrape reads.
-pub struct Exporter {
-    routes: Arc<Routes>,
-    status: watch::Receiver<Status>,
-    events: Arc<Mutex<Counts>>,
-    usages: Usages,
+/// The registry `/metrics` serves: the series of the live snapshot, and the control
+/// plane's own process.
+pub fn registry(observer: Arc<Observer>) -> Registry {
+    let mut r = Registry::default();
+    r.register_collector(Box::new(Series(move || observer.snapshot())));
+    r.register_collector(Box::new(Process));
+    r
 }
 
-impl std::fmt::Debug for Exporter {
+/// The exposition of `status` alone (OpenMetrics, or the classic text format): what
+/// a scrape would read of it, without the process' own series.
+pub fn exposition(status: Status, openmetrics: bool) -> String {
+    let mut r = Registry::default();
+    r.register_collector(Box::new(Series(move || status.clone())));
+    encode(&r, openmetrics)
+}
+
+fn encode(registry: &Registry, openmetrics: bool) -> String {
+    let mut body = String::new();
+    let _ = if openmetrics {
+        prometheus_client::encoding::text::encode(&mut body, registry)
+    } else {
+        prometheus_client::encoding::prometheus_text::encode(&mut body, registry)
+    };
+    body
+}
+
+/// The series of the status `source` gives on each scrape.
+struct Series<F>(F);
+
+impl<F> std::fmt::Debug for Series<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Exporter")
+        f.write_str("Series")
     }
 }
 
-impl Exporter {
-    /// An exporter over the control plane's routes, status and event counts.
-    pub fn new(
-        routes: Arc<Routes>,
-        status: watch::Receiver<Status>,
-        events: Arc<Mutex<Counts>>,
-        usages: Usages,
-    ) -> Exporter {
-        Exporter {
-            routes,
-            status,
-            events,
-            usages,
-        }
-    }
+/// The control plane's process: CPU, memory, open files.
+#[derive(Debug)]
+struct Process;
 
-    /// A registry holding only this exporter.
-    pub fn registry(self) -> Registry {
-        let mut r = Registry::default();
-        r.register_collector(Box::new(self));
-        r
-    }
-}
-
-type Labels<'a> = Vec<(&'static str, String)>;
+type Labels = Vec<(&'static str, String)>;
 
 /// One gauge or counter family: (labels, value) pairs.
 fn family(
     enc: &mut DescriptorEncoder<'_>,
     (name, help): names::Name,
     kind: MetricType,
-    rows: Vec<(Labels<'_>, f64)>,
+    rows: Vec<(Labels, f64)>,
 ) -> std::fmt::Result {
     let mut m = enc.encode_descriptor(name, help, None, kind)?;
     for (labels, v) in rows {
@@ -230,20 +313,24 @@ fn family(
     Ok(())
 }
 
-fn service(s: &str) -> Labels<'static> {
+fn service(s: &str) -> Labels {
     vec![("service", s.to_string())]
 }
 
-impl Collector for Exporter {
+fn replica(s: &str, r: u32) -> Labels {
+    vec![("service", s.to_string()), ("replica", r.to_string())]
+}
+
+impl<F: Fn() -> Status + Send + Sync + 'static> Collector for Series<F> {
     fn encode(&self, mut enc: DescriptorEncoder<'_>) -> std::fmt::Result {
-        let status = self.status.borrow().clone();
+        let status = (self.0)();
         let (name, help) = names::BUILD;
         enc.encode_descriptor(name, help, None, MetricType::Info)?
             .encode_info(&vec![("version", env!("CARGO_PKG_VERSION").to_string())])?;
+        let (gauge, counter) = (MetricType::Gauge, MetricType::Counter);
 
-        let gauge = MetricType::Gauge;
-        let counter = MetricType::Counter;
-        let per = |f: &dyn Fn(&crate::control::ServiceStatus) -> f64| {
+        // Per service.
+        let per = |f: &dyn Fn(&ServiceStatus) -> f64| {
             status
                 .services
                 .iter()
@@ -277,42 +364,132 @@ impl Collector for Exporter {
                 .map(|((s, p), n)| (vec![("service", s), ("phase", p)], n))
                 .collect(),
         )?;
-
-        // The balancer: per service, then per replica.
-        let mut svc_rows = (Vec::new(), Vec::new(), Vec::new());
-        let mut rep_rows = (Vec::new(), Vec::new(), Vec::new());
-        let mut histograms = Vec::new();
-        for name in status.services.keys() {
-            let mut total = Snapshot::default();
-            for route in self.routes.of(name) {
-                total.add(&route.stats.snapshot());
+        let mut answers = Vec::new();
+        for (name, s) in &status.services {
+            let t = &s.traffic;
+            for (i, n) in t.classes.iter().enumerate() {
+                let code = format!("{}xx", i + 1);
+                answers.push((vec![("service", name.clone()), ("code", code)], *n as f64));
             }
-            svc_rows.0.push((service(name), total.requests as f64));
-            svc_rows.1.push((service(name), total.failures as f64));
-            svc_rows.2.push((service(name), total.retries as f64));
-            for (replica, snap, in_flight) in self.routes.replicas(name) {
-                let labels = vec![("service", name.clone()), ("replica", replica.to_string())];
-                rep_rows.0.push((labels.clone(), snap.requests as f64));
-                rep_rows
-                    .1
-                    .push((labels.clone(), (snap.failures + snap.server_errors) as f64));
-                rep_rows.2.push((labels.clone(), in_flight as f64));
-                histograms.push((labels, snap));
+            let tcp = t.requests.saturating_sub(t.classes.iter().sum());
+            if tcp > 0 {
+                let labels = vec![("service", name.clone()), ("code", "tcp".to_string())];
+                answers.push((labels, tcp as f64));
             }
         }
-        family(&mut enc, names::SERVICE_REQUESTS, counter, svc_rows.0)?;
-        family(&mut enc, names::SERVICE_FAILURES, counter, svc_rows.1)?;
-        family(&mut enc, names::SERVICE_RETRIES, counter, svc_rows.2)?;
-        family(&mut enc, names::REQUESTS, counter, rep_rows.0)?;
-        family(&mut enc, names::ERRORS, counter, rep_rows.1)?;
-        family(&mut enc, names::IN_FLIGHT, gauge, rep_rows.2)?;
+        family(&mut enc, names::SERVICE_REQUESTS, counter, answers)?;
+        let traffic = |f: &dyn Fn(&Snapshot) -> u64| per(&|s| f(&s.traffic) as f64);
+        family(
+            &mut enc,
+            names::SERVICE_FAILURES,
+            counter,
+            traffic(&|t| t.failures),
+        )?;
+        family(
+            &mut enc,
+            names::SERVICE_RETRIES,
+            counter,
+            traffic(&|t| t.retries),
+        )?;
+        family(
+            &mut enc,
+            names::SERVICE_BUDGET_REFUSALS,
+            counter,
+            traffic(&|t| t.budget_refusals),
+        )?;
+        family(
+            &mut enc,
+            names::SERVICE_RECEIVED,
+            counter,
+            traffic(&|t| t.bytes_in),
+        )?;
+        family(
+            &mut enc,
+            names::SERVICE_SENT,
+            counter,
+            traffic(&|t| t.bytes_out),
+        )?;
+        family(
+            &mut enc,
+            names::SERVICE_CONNECTIONS,
+            counter,
+            traffic(&|t| t.connections),
+        )?;
+        family(&mut enc, names::SERVICE_OPEN, gauge, traffic(&|t| t.open))?;
+        family(
+            &mut enc,
+            names::SERVICE_IN_FLIGHT,
+            gauge,
+            per(&|s| s.in_flight as f64),
+        )?;
+
+        // Per replica: the ones in the balancer's sets (those leaving are left out).
+        let balanced: Vec<_> = status
+            .replicas
+            .iter()
+            .filter_map(|r| Some((r, r.traffic.as_ref()?)))
+            .collect();
+        let each = |f: &dyn Fn(&ReplicaStatus, &Snapshot) -> f64| {
+            balanced
+                .iter()
+                .map(|(r, t)| (replica(&r.service, r.replica), f(r, t)))
+                .collect::<Vec<_>>()
+        };
+        family(
+            &mut enc,
+            names::REQUESTS,
+            counter,
+            each(&|_, t| t.requests as f64),
+        )?;
+        family(
+            &mut enc,
+            names::ERRORS,
+            counter,
+            each(&|_, t| (t.failures + t.server_errors) as f64),
+        )?;
+        family(
+            &mut enc,
+            names::IN_FLIGHT,
+            gauge,
+            each(&|r, _| r.in_flight as f64),
+        )?;
+        family(
+            &mut enc,
+            names::CONNECT_FAILURES,
+            counter,
+            each(&|_, t| t.connect_failures as f64),
+        )?;
+        family(
+            &mut enc,
+            names::EJECTIONS,
+            counter,
+            each(&|_, t| t.ejections as f64),
+        )?;
+        family(
+            &mut enc,
+            names::RETURNS,
+            counter,
+            each(&|_, t| t.returns as f64),
+        )?;
+        family(
+            &mut enc,
+            names::UPSTREAM,
+            counter,
+            each(&|_, t| t.connections as f64),
+        )?;
+        family(
+            &mut enc,
+            names::UPSTREAM_OPEN,
+            gauge,
+            each(&|_, t| t.open as f64),
+        )?;
         let (name, help) = names::DURATION;
         let mut m = enc.encode_descriptor(name, help, None, MetricType::Histogram)?;
-        for (labels, snap) in &histograms {
+        for (r, t) in &balanced {
             // Per bucket, not cumulative: the encoder adds them up.
             let buckets: Vec<(f64, u64)> = BUCKETS_US
                 .iter()
-                .zip(snap.latency)
+                .zip(t.latency)
                 .map(|(b, n)| {
                     let le = if *b == u64::MAX {
                         f64::INFINITY
@@ -322,30 +499,101 @@ impl Collector for Exporter {
                     (le, n)
                 })
                 .collect();
-            m.encode_family(labels)?.encode_histogram::<NoLabelSet>(
-                snap.latency_sum_us as f64 / 1e6,
-                snap.latency.iter().sum(),
-                &buckets,
-                None,
-            )?;
+            m.encode_family(&replica(&r.service, r.replica))?
+                .encode_histogram::<NoLabelSet>(
+                    t.latency_sum_us as f64 / 1e6,
+                    t.latency.iter().sum(),
+                    &buckets,
+                    None,
+                )?;
         }
-
-        // Events and rollouts.
-        let counts = self.events.lock().expect("not poisoned").clone();
+        let all = |f: &dyn Fn(&ReplicaStatus) -> Option<f64>| {
+            status
+                .replicas
+                .iter()
+                .filter_map(|r| Some((replica(&r.service, r.replica), f(r)?)))
+                .collect::<Vec<_>>()
+        };
         family(
             &mut enc,
-            names::EVENTS,
+            names::RESTARTS,
             counter,
-            counts
-                .into_iter()
-                .map(|((s, r), n)| (vec![("service", s), ("reason", r)], n as f64))
+            all(&|r| Some(f64::from(r.record.restarts))),
+        )?;
+        family(
+            &mut enc,
+            names::REPLICA_STATE,
+            gauge,
+            status
+                .replicas
+                .iter()
+                .map(|r| {
+                    let mut labels = replica(&r.service, r.replica);
+                    let phase = crate::event::phase_name(r.record.phase).to_string();
+                    labels.push(("phase", phase));
+                    (labels, 1.0)
+                })
                 .collect(),
         )?;
+
+        // The replicas' containers, from the engine's stats and the service's limits.
+        let usage =
+            |f: &dyn Fn(&UsageStatus) -> Option<f64>| all(&|r| r.usage.as_ref().and_then(f));
+        family(
+            &mut enc,
+            names::CONTAINER_CPU,
+            counter,
+            usage(&|u| Some(u.cpu_seconds)),
+        )?;
+        family(
+            &mut enc,
+            names::CONTAINER_MEMORY,
+            gauge,
+            usage(&|u| u.memory_bytes.map(|m| m as f64)),
+        )?;
+        let limit = |f: &dyn Fn(&ServiceStatus) -> Option<f64>| {
+            all(&|r| {
+                r.usage?;
+                f(status.services.get(&r.service)?)
+            })
+        };
+        family(
+            &mut enc,
+            names::MEMORY_LIMIT,
+            gauge,
+            limit(&|s| s.memory_limit.map(|m| m as f64)),
+        )?;
+        family(
+            &mut enc,
+            names::CPU_QUOTA,
+            gauge,
+            limit(&|s| s.cpu_limit.map(|c| (c * CPU_PERIOD_US).round())),
+        )?;
+        family(
+            &mut enc,
+            names::CPU_PERIOD,
+            gauge,
+            limit(&|s| s.cpu_limit.map(|_| CPU_PERIOD_US)),
+        )?;
+
+        // Events and rollouts.
+        let mut counts = Vec::new();
+        for (s, reasons) in &status.event_counts {
+            for (reason, n) in reasons {
+                counts.push((
+                    vec![("service", s.clone()), ("reason", reason.clone())],
+                    *n as f64,
+                ));
+            }
+        }
+        family(&mut enc, names::EVENTS, counter, counts)?;
         let mut revisions = Vec::new();
         let mut updated = Vec::new();
         let mut states = Vec::new();
+        let mut rollbacks = Vec::new();
         for (name, r) in &status.rollouts {
             revisions.push((service(name), f64::from(r.revision)));
+            rollbacks.push((service(name), r.rollbacks as f64));
             if let Some(rec) = &r.rollout {
                 updated.push((service(name), f64::from(rec.done)));
                 let state = serde_json::to_value(rec.state)
@@ -358,24 +606,7 @@ impl Collector for Exporter {
         family(&mut enc, names::REVISION, gauge, revisions)?;
         family(&mut enc, names::UPDATED, gauge, updated)?;
         family(&mut enc, names::ROLLOUT_STATE, gauge, states)?;
-
-        // The replicas' containers, from the engine's stats.
-        // Only the replicas there are now (the samples are up to 5 s old).
-        let present = self.routes.present();
-        let usages = self.usages.lock().expect("not poisoned").clone();
-        let (mut cpu, mut mem) = (Vec::new(), Vec::new());
-        for ((s, r), u) in usages {
-            if !present.contains(&(s.clone(), r)) {
-                continue;
-            }
-            let labels = vec![("service", s), ("replica", r.to_string())];
-            cpu.push((labels.clone(), u.cpu.as_secs_f64()));
-            if let Some(m) = u.memory_working_set {
-                mem.push((labels, m as f64));
-            }
-        }
-        family(&mut enc, names::CONTAINER_CPU, counter, cpu)?;
-        family(&mut enc, names::CONTAINER_MEMORY, gauge, mem)?;
+        family(&mut enc, names::ROLLBACKS, counter, rollbacks)?;
 
         // The autoscalers.
         let (mut value, mut target) = (Vec::new(), Vec::new());
@@ -388,12 +619,34 @@ impl Collector for Exporter {
         }
         family(&mut enc, names::AUTOSCALE_VALUE, gauge, value)?;
         family(&mut enc, names::AUTOSCALE_TARGET, gauge, target)?;
+        Ok(())
+    }
+}
 
-        // The control plane's own process.
+/// The CFS period the engine uses for `--cpus` (Docker's), µs.
+const CPU_PERIOD_US: f64 = 100_000.0;
+
+impl Collector for Process {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> std::fmt::Result {
         if let Some((rss, cpu, fds)) = process() {
-            family(&mut enc, names::RSS, gauge, vec![(Vec::new(), rss)])?;
-            family(&mut enc, names::CPU, counter, vec![(Vec::new(), cpu)])?;
-            family(&mut enc, names::FDS, gauge, vec![(Vec::new(), fds)])?;
+            family(
+                &mut enc,
+                names::RSS,
+                MetricType::Gauge,
+                vec![(Vec::new(), rss)],
+            )?;
+            family(
+                &mut enc,
+                names::CPU,
+                MetricType::Counter,
+                vec![(Vec::new(), cpu)],
+            )?;
+            family(
+                &mut enc,
+                names::FDS,
+                MetricType::Gauge,
+                vec![(Vec::new(), fds)],
+            )?;
         }
         Ok(())
     }
@@ -450,23 +703,19 @@ pub async fn serve(
                             .get(hyper::header::ACCEPT)
                             .and_then(|a| a.to_str().ok())
                             .is_some_and(|a| a.contains("application/openmetrics-text"));
-                        let mut body = String::new();
-                        let (status, kind) = if req.uri().path() != "/metrics" {
-                            body.push_str("not found: try /metrics\n");
-                            (404, "text/plain")
+                        let (status, kind, body) = if req.uri().path() != "/metrics" {
+                            (404, "text/plain", "not found: try /metrics\n".to_string())
                         } else if open {
-                            let _ = prometheus_client::encoding::text::encode(&mut body, &registry);
                             (
                                 200,
                                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                                encode(&registry, true),
                             )
                         } else {
-                            let _ = prometheus_client::encoding::prometheus_text::encode(
-                                &mut body, &registry,
-                            );
                             (
                                 200,
                                 prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+                                encode(&registry, false),
                             )
                         };
                         Ok::<_, std::convert::Infallible>(

@@ -101,6 +101,8 @@ pub struct Reconciler {
     targets: BTreeMap<String, Target>,
     /// Rollouts, by service: in progress, or the last one.
     rollouts: BTreeMap<String, Rollout>,
+    /// Rollouts that turned back on their own (failed), by service.
+    rollbacks: BTreeMap<String, u64>,
 }
 
 impl Reconciler {
@@ -120,6 +122,7 @@ impl Reconciler {
             revisions: Revisions::default(),
             targets: BTreeMap::new(),
             rollouts: BTreeMap::new(),
+            rollbacks: BTreeMap::new(),
         }
     }
 

@@ -90,10 +90,16 @@ impl Endpoint {
     /// Records the outcome of a request; returns true when this failure ejected it.
     pub fn record(&self, ok: bool, policy: &EjectPolicy, now_ms: u64) -> bool {
         if ok {
-            self.accrual.success();
+            if self.accrual.success() {
+                self.stats.returns.fetch_add(1, Ordering::Relaxed);
+            }
             false
         } else {
-            self.accrual.failure(policy, now_ms)
+            let ejected = self.accrual.failure(policy, now_ms);
+            if ejected {
+                self.stats.ejections.fetch_add(1, Ordering::Relaxed);
+            }
+            ejected
         }
     }
 
@@ -205,7 +211,8 @@ impl Accrual {
             .is_ok()
     }
 
-    fn success(&self) {
+    /// True when this success returned an ejected replica.
+    fn success(&self) -> bool {
         if self.consecutive.load(Ordering::Relaxed) != 0 {
             self.consecutive.store(0, Ordering::Relaxed);
         }
@@ -213,7 +220,9 @@ impl Accrual {
             self.until.store(0, Ordering::Relaxed);
             self.ejections.store(0, Ordering::Relaxed);
             self.probing.store(false, Ordering::Release);
+            return true;
         }
+        false
     }
 
     fn failure(&self, policy: &EjectPolicy, now_ms: u64) -> bool {
@@ -268,5 +277,7 @@ mod tests {
         // The probe succeeds: back in.
         ep.record(true, &policy, 300);
         assert!(ep.available(300) && ep.available(300));
+        let snap = ep.stats.snapshot();
+        assert_eq!((snap.ejections, snap.returns), (2, 1));
     }
 }

@@ -27,7 +27,10 @@ use crate::config::{HashOn, LbConfig, Strategy};
 use crate::endpoint::Endpoint;
 use crate::error::{Origin, ProxyError};
 use crate::framing::Inspect;
-use crate::metrics::Stats;
+use crate::metrics::{Counted, Stats};
+
+/// A client connection, its bytes counted.
+pub type Client = Counted<TcpStream>;
 use crate::upstream::{self, ConnectError, Failure, Outgoing};
 
 /// Request bodies up to this size are read before forwarding, so that they can be
@@ -95,7 +98,7 @@ pub fn now_ms() -> u64 {
 }
 
 /// Serves an HTTP/1 client connection.
-pub async fn serve_http1(stream: TcpStream, peer: SocketAddr, route: Arc<Route>) {
+pub async fn serve_http1(stream: Client, peer: SocketAddr, route: Arc<Route>) {
     let peer = Arc::new(Peer::new(peer));
     let poisoned = Arc::new(AtomicBool::new(false));
     let io = Inspect::new(stream, poisoned.clone());
@@ -119,7 +122,7 @@ pub async fn serve_http1(stream: TcpStream, peer: SocketAddr, route: Arc<Route>)
 }
 
 /// Serves an HTTP/2 (prior knowledge) client connection.
-pub async fn serve_http2(stream: TcpStream, peer: SocketAddr, route: Arc<Route>) {
+pub async fn serve_http2(stream: Client, peer: SocketAddr, route: Arc<Route>) {
     let peer = Arc::new(Peer::new(peer));
     let svc = hyper::service::service_fn(move |req| {
         let route = route.clone();
@@ -170,7 +173,7 @@ pub async fn handle(
             Err(_) => Err(ProxyError::timeout(route.config.timeout)),
         }
     };
-    match result {
+    let resp = match result {
         Ok(resp) => {
             route
                 .stats
@@ -183,7 +186,9 @@ pub async fn handle(
                 .record(start.elapsed(), e.origin != Origin::Client);
             error_response(&e, &route.config.service)
         }
-    }
+    };
+    route.stats.answer(resp.status().as_u16());
+    resp
 }
 
 async fn forward(
@@ -233,7 +238,7 @@ async fn forward(
         };
         let conn = match ep.pool.take() {
             Some(c) => Ok(c),
-            None => upstream::connect(ep.addr, route.config.connect_timeout).await,
+            None => upstream::connect(&ep, route.config.connect_timeout).await,
         };
         let sent = Instant::now();
         let outcome = match conn {
@@ -274,10 +279,13 @@ async fn forward(
                         Err(Broken::Stale(e, Some(body)))
                     }
                     // A fresh connection that failed at once: as a refused connect.
-                    Err(Failure::Unsent(e, body)) => Err(Broken::Unreached(
-                        ProxyError::connect(ep.addr, ConnectError::Io(e)),
-                        body,
-                    )),
+                    Err(Failure::Unsent(e, body)) => {
+                        ep.stats.connect_failures.fetch_add(1, Ordering::Relaxed);
+                        Err(Broken::Unreached(
+                            ProxyError::connect(ep.addr, ConnectError::Io(e)),
+                            body,
+                        ))
+                    }
                 };
                 charge.armed = false;
                 outcome
@@ -399,7 +407,11 @@ impl Drop for Charge<'_> {
 
 /// Takes a retry from the attempt allowance and the budget.
 fn retry_allowed(route: &Route, attempts: &mut u32) -> bool {
-    if *attempts >= route.config.retries || !route.budget.withdraw() {
+    if *attempts >= route.config.retries {
+        return false;
+    }
+    if !route.budget.withdraw() {
+        route.stats.budget_refusals.fetch_add(1, Ordering::Relaxed);
         return false;
     }
     *attempts += 1;
@@ -619,7 +631,7 @@ async fn tunnel(
     let Some(ep) = choose(route, key, &mut Vec::new()).await else {
         return Err(ProxyError::no_replica());
     };
-    let mut conn = match upstream::connect(ep.addr, route.config.connect_timeout).await {
+    let mut conn = match upstream::connect(&ep, route.config.connect_timeout).await {
         Ok(c) => c,
         Err(e) => {
             ep.record(false, &route.config.eject, now_ms());
@@ -650,9 +662,9 @@ async fn tunnel(
         strip_hop_by_hop(resp.headers_mut(), false);
         return Ok(resp);
     }
-    let (mut upstream, early) = conn.into_upgraded();
+    let (mut upstream, early, open) = conn.into_upgraded();
     tokio::spawn(async move {
-        let _guard = guard;
+        let _guard = (guard, open);
         let Ok(client) = client.await else { return };
         let mut client = TokioIo::new(client);
         // What the replica sent right after its 101 goes first.

@@ -51,6 +51,7 @@ pub async fn serve(listener: TcpListener, route: Arc<Route>, mut shutdown: watch
                 },
                 Protocol::Auto => sniff(&stream).await,
             };
+            let stream = crate::metrics::Counted::new(stream, route.clone());
             match seen {
                 Seen::Http1 => serve_http1(stream, peer, route).await,
                 Seen::Http2 => serve_http2(stream, peer, route).await,

@@ -1,9 +1,16 @@
-//! What the data path counts, per replica: requests, failures, retries, in-flight
-//! (on the endpoint) and a latency histogram. Plain atomics, written on the request
-//! path without locks; the autoscaler and the metrics endpoint read snapshots.
+//! What the data path counts, per published port and per replica: requests,
+//! answers by status class, failures, retries and budget refusals, connect failures,
+//! ejections and returns, bytes, connections, and a latency histogram. Plain atomics,
+//! written on the request path without locks; the autoscaler and the metrics endpoint
+//! read snapshots.
 
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Upper bounds of the latency buckets, in microseconds (the last is +Inf).
 pub const BUCKETS_US: [u64; 14] = [
@@ -38,12 +45,31 @@ pub struct Stats {
     /// Other 5xx answers (500, 501, 505...): passed on, not the replica's failure to
     /// answer, but what a rollout's analysis counts against a new revision.
     pub server_errors: AtomicU64,
+    /// Answers to clients by status class, 1xx to 5xx (a port's, not a replica's).
+    pub classes: [AtomicU64; 5],
+    /// Retries the retry budget refused.
+    pub budget_refusals: AtomicU64,
+    /// Connections to a replica that failed (refused, reset, timed out).
+    pub connect_failures: AtomicU64,
+    /// Times the replica was ejected for failing, and returned by a probe.
+    pub ejections: AtomicU64,
+    /// Returns after an ejection.
+    pub returns: AtomicU64,
+    /// Bytes read from clients (a port's).
+    pub bytes_in: AtomicU64,
+    /// Bytes written to clients (a port's).
+    pub bytes_out: AtomicU64,
+    /// Connections opened: from clients to a port, or from the balancer to a replica.
+    pub connections: AtomicU64,
+    /// Of those, the ones open now.
+    pub open: Open,
     latency: [AtomicU64; BUCKETS_US.len()],
     latency_sum_us: AtomicU64,
 }
 
 /// A copy of [`Stats`] at one moment.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Snapshot {
     /// Arrivals.
     pub arrivals: u64,
@@ -55,6 +81,24 @@ pub struct Snapshot {
     pub retries: u64,
     /// Other 5xx answers.
     pub server_errors: u64,
+    /// Answers by status class, 1xx to 5xx.
+    pub classes: [u64; 5],
+    /// Retries refused by the budget.
+    pub budget_refusals: u64,
+    /// Failed connections.
+    pub connect_failures: u64,
+    /// Ejections.
+    pub ejections: u64,
+    /// Returns.
+    pub returns: u64,
+    /// Bytes from clients.
+    pub bytes_in: u64,
+    /// Bytes to clients.
+    pub bytes_out: u64,
+    /// Connections opened.
+    pub connections: u64,
+    /// Connections open at the moment of the snapshot (a gauge: `since` keeps it).
+    pub open: u64,
     /// Count per latency bucket (not cumulative).
     pub latency: [u64; BUCKETS_US.len()],
     /// Sum of latencies, µs.
@@ -82,21 +126,152 @@ impl Stats {
         self.latency_sum_us.fetch_add(us, Ordering::Relaxed);
     }
 
+    /// Counts one answer to a client by its status code's class.
+    pub fn answer(&self, status: u16) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.classes[class].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a connection opened; it stays counted as open while the guard lives.
+    pub fn connect(&self) -> Held {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+        self.open.hold()
+    }
+
     /// A copy of the counters.
     pub fn snapshot(&self) -> Snapshot {
-        let mut latency = [0u64; BUCKETS_US.len()];
-        for (d, s) in latency.iter_mut().zip(&self.latency) {
-            *d = s.load(Ordering::Relaxed);
-        }
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         Snapshot {
-            arrivals: self.arrivals.load(Ordering::Relaxed),
-            requests: self.requests.load(Ordering::Relaxed),
-            failures: self.failures.load(Ordering::Relaxed),
-            retries: self.retries.load(Ordering::Relaxed),
-            server_errors: self.server_errors.load(Ordering::Relaxed),
-            latency,
-            latency_sum_us: self.latency_sum_us.load(Ordering::Relaxed),
+            arrivals: load(&self.arrivals),
+            requests: load(&self.requests),
+            failures: load(&self.failures),
+            retries: load(&self.retries),
+            server_errors: load(&self.server_errors),
+            classes: self.classes.each_ref().map(load),
+            budget_refusals: load(&self.budget_refusals),
+            connect_failures: load(&self.connect_failures),
+            ejections: load(&self.ejections),
+            returns: load(&self.returns),
+            bytes_in: load(&self.bytes_in),
+            bytes_out: load(&self.bytes_out),
+            connections: load(&self.connections),
+            open: load(&self.open.0),
+            latency: self.latency.each_ref().map(load),
+            latency_sum_us: load(&self.latency_sum_us),
         }
+    }
+}
+
+/// A count of open connections, shared with a guard per connection.
+#[derive(Clone, Debug, Default)]
+pub struct Open(Arc<AtomicU64>);
+
+impl Open {
+    /// One more open, until the guard is dropped.
+    pub fn hold(&self) -> Held {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Held(self.0.clone())
+    }
+}
+
+/// One open connection, counted until dropped.
+#[derive(Debug)]
+pub struct Held(Arc<AtomicU64>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A client connection that counts its bytes into its port's [`Stats`], and counts
+/// as open while it lives.
+pub struct Counted<S> {
+    inner: S,
+    route: Arc<crate::http::Route>,
+    _open: Held,
+}
+
+impl<S> Counted<S> {
+    /// Wraps a client connection accepted on `route`'s port.
+    pub fn new(inner: S, route: Arc<crate::http::Route>) -> Counted<S> {
+        let open = route.stats.connect();
+        Counted {
+            inner,
+            route,
+            _open: open,
+        }
+    }
+
+    /// The connection itself.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        let n = buf.filled().len() - before;
+        if n > 0 {
+            this.route
+                .stats
+                .bytes_in
+                .fetch_add(n as u64, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_write(cx, data);
+        if let Poll::Ready(Ok(n)) = polled {
+            this.route
+                .stats
+                .bytes_out
+                .fetch_add(n as u64, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = polled {
+            this.route
+                .stats
+                .bytes_out
+                .fetch_add(n as u64, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
 
@@ -125,26 +300,51 @@ impl Snapshot {
         self.failures += other.failures;
         self.retries += other.retries;
         self.server_errors += other.server_errors;
+        for (a, b) in self.classes.iter_mut().zip(other.classes) {
+            *a += b;
+        }
+        self.budget_refusals += other.budget_refusals;
+        self.connect_failures += other.connect_failures;
+        self.ejections += other.ejections;
+        self.returns += other.returns;
+        self.bytes_in += other.bytes_in;
+        self.bytes_out += other.bytes_out;
+        self.connections += other.connections;
+        self.open += other.open;
         for (a, b) in self.latency.iter_mut().zip(other.latency) {
             *a += b;
         }
         self.latency_sum_us += other.latency_sum_us;
     }
 
-    /// What happened between `earlier` and `self`.
+    /// What happened between `earlier` and `self` (the open connections are now's).
     pub fn since(&self, earlier: &Snapshot) -> Snapshot {
-        let mut latency = [0u64; BUCKETS_US.len()];
-        for (i, d) in latency.iter_mut().enumerate() {
-            *d = self.latency[i].saturating_sub(earlier.latency[i]);
+        let diff = |a: u64, b: u64| a.saturating_sub(b);
+        let mut classes = self.classes;
+        for (a, b) in classes.iter_mut().zip(earlier.classes) {
+            *a = diff(*a, b);
+        }
+        let mut latency = self.latency;
+        for (a, b) in latency.iter_mut().zip(earlier.latency) {
+            *a = diff(*a, b);
         }
         Snapshot {
-            arrivals: self.arrivals.saturating_sub(earlier.arrivals),
-            requests: self.requests.saturating_sub(earlier.requests),
-            failures: self.failures.saturating_sub(earlier.failures),
-            retries: self.retries.saturating_sub(earlier.retries),
-            server_errors: self.server_errors.saturating_sub(earlier.server_errors),
+            arrivals: diff(self.arrivals, earlier.arrivals),
+            requests: diff(self.requests, earlier.requests),
+            failures: diff(self.failures, earlier.failures),
+            retries: diff(self.retries, earlier.retries),
+            server_errors: diff(self.server_errors, earlier.server_errors),
+            classes,
+            budget_refusals: diff(self.budget_refusals, earlier.budget_refusals),
+            connect_failures: diff(self.connect_failures, earlier.connect_failures),
+            ejections: diff(self.ejections, earlier.ejections),
+            returns: diff(self.returns, earlier.returns),
+            bytes_in: diff(self.bytes_in, earlier.bytes_in),
+            bytes_out: diff(self.bytes_out, earlier.bytes_out),
+            connections: diff(self.connections, earlier.connections),
+            open: self.open,
             latency,
-            latency_sum_us: self.latency_sum_us.saturating_sub(earlier.latency_sum_us),
+            latency_sum_us: diff(self.latency_sum_us, earlier.latency_sum_us),
         }
     }
 }

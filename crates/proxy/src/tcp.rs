@@ -3,13 +3,11 @@
 
 use std::time::Instant;
 
-use tokio::net::TcpStream;
-
 use crate::body::InFlight;
-use crate::http::{now_ms, Route};
+use crate::http::{now_ms, Client, Route};
 
 /// Serves one client connection over TCP.
-pub async fn serve_connection(mut client: TcpStream, route: &Route) {
+pub async fn serve_connection(mut client: Client, route: &Route) {
     let start = Instant::now();
     route.stats.arrive();
     let deadline = start + route.config.wait_for_ready;
@@ -35,19 +33,16 @@ pub async fn serve_connection(mut client: TcpStream, route: &Route) {
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
             continue;
         };
-        let connected =
-            tokio::time::timeout(route.config.connect_timeout, TcpStream::connect(ep.addr)).await;
-        match connected {
-            Ok(Ok(mut upstream)) => {
-                let _ = upstream.set_nodelay(true);
+        match crate::upstream::open(&ep, route.config.connect_timeout).await {
+            Ok(mut upstream) => {
                 ep.record(true, &route.config.eject, now_ms());
-                let _guard = InFlight::start(ep.clone());
+                let _guard = (InFlight::start(ep.clone()), ep.stats.connect());
                 let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
                 ep.stats.record(start.elapsed(), false);
                 route.stats.record(start.elapsed(), false);
                 return;
             }
-            _ => {
+            Err(_) => {
                 ep.record(false, &route.config.eject, now_ms());
                 tried.push(ep.clone());
             }

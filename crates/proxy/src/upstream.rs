@@ -17,8 +17,8 @@
 
 use std::io::{self, Write as _};
 use std::mem::MaybeUninit;
-use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
@@ -34,6 +34,7 @@ use tokio::net::TcpStream;
 
 use crate::body::{BoxError, InFlight, ProxyBody};
 use crate::endpoint::Endpoint;
+use crate::metrics::Held;
 
 /// Most connections kept per replica.
 const MAX_KEPT: usize = 1024;
@@ -87,15 +88,15 @@ pub enum ConnectError {
     Timeout,
 }
 
-/// Opens a connection to `addr`.
-pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Conn, ConnectError> {
-    let io = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err(ConnectError::Io(e)),
-        Err(_) => return Err(ConnectError::Timeout),
+/// Opens a connection to the replica `ep`, counted in its stats (opened, open, or
+/// failed).
+pub async fn connect(ep: &Endpoint, timeout: Duration) -> Result<Conn, ConnectError> {
+    let io = match open(ep, timeout).await {
+        Ok(s) => s,
+        Err(e) => return Err(e),
     };
-    let _ = io.set_nodelay(true);
     Ok(Conn {
+        open: ep.stats.connect(),
         io,
         buf: BytesMut::with_capacity(READ_SIZE),
         out: Vec::with_capacity(1024),
@@ -105,8 +106,26 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Conn, Connec
     })
 }
 
+/// A TCP connection to the replica `ep` (no delay), its failure counted.
+pub async fn open(ep: &Endpoint, timeout: Duration) -> Result<TcpStream, ConnectError> {
+    let failed = |e| {
+        ep.stats.connect_failures.fetch_add(1, Ordering::Relaxed);
+        e
+    };
+    match tokio::time::timeout(timeout, TcpStream::connect(ep.addr)).await {
+        Ok(Ok(s)) => {
+            let _ = s.set_nodelay(true);
+            Ok(s)
+        }
+        Ok(Err(e)) => Err(failed(ConnectError::Io(e))),
+        Err(_) => Err(failed(ConnectError::Timeout)),
+    }
+}
+
 /// One connection to a replica.
 pub struct Conn {
+    /// Counts it among the replica's open connections.
+    open: Held,
     io: TcpStream,
     /// Bytes read and not yet used.
     buf: BytesMut,
@@ -378,8 +397,8 @@ impl Conn {
     }
 
     /// The connection after a `101`, and the bytes the replica sent after the head.
-    pub fn into_upgraded(self) -> (TcpStream, Bytes) {
-        (self.io, self.buf.freeze())
+    pub fn into_upgraded(self) -> (TcpStream, Bytes, Held) {
+        (self.io, self.buf.freeze(), self.open)
     }
 
     fn done(mut self, keep_alive: bool, home: &Endpoint) {

@@ -262,6 +262,71 @@ async fn arrivals_are_counted_before_the_answer() {
 }
 
 #[tokio::test]
+async fn answers_bytes_connections_and_failures_are_counted() {
+    let good = replica("good", Behaviour::Name).await;
+    let busy = replica("busy", Behaviour::Unavailable).await;
+    let dead_addr = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dead = Replica {
+        addr: dead_addr,
+        hits: Arc::new(AtomicUsize::new(0)),
+    };
+    let mut cfg = config();
+    cfg.strategy = Strategy::RoundRobin;
+    cfg.retries = 0;
+    let f = front(&[&good, &busy, &dead], cfg).await;
+    let mut client = Client::connect(f.addr).await;
+    let mut seen = [0u64; 5];
+    for _ in 0..30 {
+        let (status, _, _) = client.get("/").await;
+        seen[usize::from(status.as_u16() / 100) - 1] += 1;
+    }
+    let during = f.route.stats.snapshot();
+    assert_eq!(
+        during.classes, seen,
+        "answers by class as the client saw them"
+    );
+    assert!(seen[1] > 0 && seen[4] > 0, "{seen:?}");
+    assert_eq!((during.connections, during.open), (1, 1));
+    assert!(
+        during.bytes_in > 30 * 20 && during.bytes_out > 30 * 20,
+        "{during:?}"
+    );
+    let eps = f.route.backends.endpoints();
+    let of = |addr| {
+        eps.iter()
+            .find(|e| e.addr == addr)
+            .unwrap()
+            .stats
+            .snapshot()
+    };
+    let (good_s, busy_s, dead_s) = (of(good.addr), of(busy.addr), of(dead.addr));
+    assert!(dead_s.connect_failures >= 1, "{dead_s:?}");
+    assert!(busy_s.ejections >= 1 && dead_s.ejections >= 1);
+    assert_eq!(good_s.connect_failures, 0);
+    assert_eq!(
+        (good_s.connections, good_s.open),
+        (1, 1),
+        "one kept connection"
+    );
+    drop(client);
+    for _ in 0..100 {
+        if f.route.stats.snapshot().open == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        f.route.stats.snapshot().open,
+        0,
+        "the client's connection closed"
+    );
+}
+
+#[tokio::test]
 async fn forwarding_headers_in_hop_by_hop_out() {
     let r = replica("h", Behaviour::Headers).await;
     let f = front(&[&r], config()).await;

@@ -72,7 +72,7 @@ async fn route(
     };
     match (parts.method, parts.uri.path()) {
         (Method::GET, "/status") => {
-            let status = handle.status.borrow().clone();
+            let status = handle.snapshot();
             reply(
                 StatusCode::OK,
                 serde_json::to_value(status).unwrap_or_default(),

@@ -59,13 +59,49 @@ fn metrics_count_what_clients_sent_and_pass_promtool() {
     );
 
     let mut c = KeepAlive::connect(port).unwrap();
-    for _ in 0..50 {
+    for _ in 0..45 {
         assert_eq!(c.get("/").unwrap().status, 200);
+    }
+    for _ in 0..5 {
+        assert_eq!(c.get("/status?code=404").unwrap().status, 404);
     }
     let text = eventually(Duration::from_secs(5), "50 requests counted", || {
         let t = scrape(metrics, None);
-        (value(&t, "shoal_service_requests_total{service=\"app\"}") == Some(50.0)).then_some(t)
+        let ok = value(
+            &t,
+            "shoal_service_requests_total{service=\"app\",code=\"2xx\"}",
+        );
+        (ok == Some(45.0)).then_some(t)
     });
+    assert_eq!(
+        value(
+            &text,
+            "shoal_service_requests_total{service=\"app\",code=\"4xx\"}"
+        ),
+        Some(5.0)
+    );
+    // One client connection, open; bytes both ways; the balancer's kept
+    // connections to the replicas.
+    assert_eq!(
+        value(&text, "shoal_service_connections_total{service=\"app\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&text, "shoal_service_connections_open{service=\"app\"}"),
+        Some(1.0)
+    );
+    assert!(value(&text, "shoal_service_received_bytes_total{service=\"app\"}").unwrap() > 1000.0);
+    assert!(value(&text, "shoal_service_sent_bytes_total{service=\"app\"}").unwrap() > 1000.0);
+    let upstream: f64 = (1..=2)
+        .filter_map(|r| {
+            value(
+                &text,
+                &format!("shoal_upstream_connections_open{{service=\"app\",replica=\"{r}\"}}"),
+            )
+        })
+        .sum();
+    assert!(upstream >= 1.0, "{text}");
+    drop(c);
     assert_eq!(
         value(&text, "shoal_service_replicas_ready{service=\"app\"}"),
         Some(2.0)
@@ -165,19 +201,18 @@ fn metrics_count_what_clients_sent_and_pass_promtool() {
         (value(&t, "shoal_service_replicas_ready{service=\"app\"}") == Some(3.0)).then_some(())
     });
     p.ok(&["scale", "app=1"]);
-    let text = eventually(Duration::from_secs(30), "one replica's series", || {
+    // Draining, they still show (as draining); removed, they leave nothing.
+    let text = eventually(Duration::from_secs(30), "no series of the removed", || {
         let t = scrape(metrics, None);
-        let replicas = t
-            .lines()
-            .filter(|l| l.starts_with("shoal_requests_in_flight{service=\"app\""))
-            .count();
-        (replicas == 1).then_some(t)
+        let gone = !t.contains("service=\"app\",replica=\"2\"")
+            && !t.contains("service=\"app\",replica=\"3\"");
+        gone.then_some(t)
     });
-    assert!(
-        !text.contains("service=\"app\",replica=\"2\"")
-            && !text.contains("service=\"app\",replica=\"3\""),
-        "{text}"
-    );
+    let replicas = text
+        .lines()
+        .filter(|l| l.starts_with("shoal_requests_in_flight{service=\"app\""))
+        .count();
+    assert_eq!(replicas, 1, "{text}");
 }
 
 #[test]

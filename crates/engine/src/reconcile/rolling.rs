@@ -167,7 +167,11 @@ impl Reconciler {
             .collect();
         let now = self.clock.now();
         let ro = self.rollouts.get_mut(&name).expect("made above");
+        let before = ro.state;
         let step = ro.step(now, &rslots);
+        if ro.state == RolloutState::RollingBack && before != RolloutState::RollingBack {
+            *self.rollbacks.entry(name.clone()).or_default() += 1;
+        }
         for e in step.events {
             // The subject says the service already.
             let step = e
@@ -383,6 +387,12 @@ impl Reconciler {
                 (name.clone(), (current, record))
             })
             .collect()
+    }
+
+    /// Rollouts that failed and turned back, by service, since the control plane
+    /// started.
+    pub fn rollbacks(&self) -> &BTreeMap<String, u64> {
+        &self.rollbacks
     }
 
     /// Writes `name`'s rollout record when it changed.

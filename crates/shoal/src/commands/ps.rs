@@ -142,11 +142,16 @@ pub async fn run(global: &Global, args: &PsArgs) -> anyhow::Result<ExitCode> {
         for (name, svc) in s
             .services
             .iter()
-            .filter(|(_, v)| v.requests > 0 || v.in_flight > 0)
+            .filter(|(_, v)| v.traffic.requests > 0 || v.in_flight > 0)
         {
             println!(
                 "{name}: {} requests, {} failed, {} retried, {} in flight; {}/{} replicas ready",
-                svc.requests, svc.failures, svc.retries, svc.in_flight, svc.ready, svc.desired
+                svc.traffic.requests,
+                svc.traffic.failures,
+                svc.traffic.retries,
+                svc.in_flight,
+                svc.ready,
+                svc.desired
             );
         }
         if !s.events.is_empty() {
