@@ -60,6 +60,8 @@ pub enum Command {
     Top(TopArgs),
     /// The host address a service's container port is published on.
     Port(PortArgs),
+    /// A live view of the services, their replicas, load and events (q quits).
+    Dashboard,
 }
 
 #[derive(Args, Debug)]

@@ -3,7 +3,7 @@
 mod build;
 mod config;
 mod down;
-mod events;
+pub(crate) mod events;
 mod logs;
 mod port;
 mod ps;
@@ -33,6 +33,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rollout(args) => rollout::run(&cli.global, args).await,
         Command::Events(args) => events::run(&cli.global, args).await,
         Command::Top(args) => top::run(&cli.global, args).await,
+        Command::Dashboard => crate::dashboard::run(&cli.global).await,
         Command::Port(args) => port::run(&cli.global, args).await,
         Command::Version(args) => {
             let v = env!("CARGO_PKG_VERSION");

@@ -12,6 +12,7 @@
 mod api;
 mod cli;
 mod commands;
+mod dashboard;
 mod images;
 mod logs;
 mod state;
