@@ -203,9 +203,15 @@ impl<S> Counted<S> {
         }
     }
 
-    /// The connection itself.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
+    /// Counts what a write wrote.
+    fn sent(&self, polled: Poll<std::io::Result<usize>>) -> Poll<std::io::Result<usize>> {
+        if let Poll::Ready(Ok(n)) = polled {
+            self.route
+                .stats
+                .bytes_out
+                .fetch_add(n as u64, Ordering::Relaxed);
+        }
+        polled
     }
 }
 
@@ -237,13 +243,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
     ) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_write(cx, data);
-        if let Poll::Ready(Ok(n)) = polled {
-            this.route
-                .stats
-                .bytes_out
-                .fetch_add(n as u64, Ordering::Relaxed);
-        }
-        polled
+        this.sent(polled)
     }
 
     fn poll_write_vectored(
@@ -253,13 +253,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
     ) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(n)) = polled {
-            this.route
-                .stats
-                .bytes_out
-                .fetch_add(n as u64, Ordering::Relaxed);
-        }
-        polled
+        this.sent(polled)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -117,6 +117,19 @@ async fn replica(name: &'static str, behaviour: Behaviour) -> Replica {
     .await
 }
 
+/// A replica address nothing listens on: every connection is refused.
+async fn dead_replica() -> Replica {
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    Replica {
+        addr,
+        hits: Arc::new(AtomicUsize::new(0)),
+    }
+}
+
 /// Answers an upgrade with 101 and echoes raw bytes.
 fn upgrade_echo(mut req: Request<Incoming>) -> Response<Full<Bytes>> {
     let on = hyper::upgrade::on(&mut req);
@@ -265,15 +278,7 @@ async fn arrivals_are_counted_before_the_answer() {
 async fn answers_bytes_connections_and_failures_are_counted() {
     let good = replica("good", Behaviour::Name).await;
     let busy = replica("busy", Behaviour::Unavailable).await;
-    let dead_addr = TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let dead = Replica {
-        addr: dead_addr,
-        hits: Arc::new(AtomicUsize::new(0)),
-    };
+    let dead = dead_replica().await;
     let mut cfg = config();
     cfg.strategy = Strategy::RoundRobin;
     cfg.retries = 0;
@@ -392,15 +397,7 @@ async fn smuggling_attempts_get_400_and_never_reach_a_replica() {
 async fn dead_and_resetting_replicas_are_retried() {
     let good = replica("good", Behaviour::Name).await;
     let reset = replica("reset", Behaviour::Reset).await;
-    let dead_addr = TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let dead = Replica {
-        addr: dead_addr,
-        hits: Arc::new(AtomicUsize::new(0)),
-    };
+    let dead = dead_replica().await;
     let mut cfg = config();
     cfg.strategy = Strategy::RoundRobin;
     let f = front(&[&good, &reset, &dead], cfg).await;
