@@ -43,6 +43,12 @@ pub enum Command {
     Apply(Box<Project>, oneshot::Sender<Result<Vec<String>, String>>),
     /// `shoal rollout undo|pause|resume`.
     Rollout(RolloutCommand, oneshot::Sender<Result<String, String>>),
+    /// `shoal stop|start|restart [SVC...]` (none: every service).
+    Lifecycle(
+        Lifecycle,
+        Vec<String>,
+        oneshot::Sender<Result<String, String>>,
+    ),
     /// Stop: drain and stop every replica; with `remove`, also remove containers and
     /// networks (and named volumes with `volumes`), as `down` does.
     Shutdown {
@@ -51,6 +57,20 @@ pub enum Command {
         /// Remove named volumes too.
         volumes: bool,
     },
+}
+
+/// What `shoal stop`, `start` and `restart` ask.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lifecycle {
+    /// Drain and stop the replicas and keep them stopped (across control-plane
+    /// restarts) until `start`, `restart` or `up`.
+    Stop,
+    /// Start the kept replicas again.
+    Start,
+    /// A rolling restart: each replica replaced by a fresh one, a batch at a time, as
+    /// a rollout does (a stopped service is started first).
+    Restart,
 }
 
 /// Where the control plane serves `/metrics`.
@@ -191,6 +211,7 @@ impl ControlPlane {
             .with_clock(clock.clone())
             .with_revisions(revisions)
             .with_events(events);
+        reconciler.set_stopped(desired.stopped.clone());
         // What the last control plane left under way goes on.
         let images = reconciler.image_ids(&project).await;
         reconciler.apply(project, &images, "up", true);
@@ -325,6 +346,10 @@ impl ControlPlane {
                             let _ = reply.send(self.rollout(cmd));
                             break;
                         }
+                        Some(Command::Lifecycle(what, services, reply)) => {
+                            let _ = reply.send(self.lifecycle(what, services).await);
+                            break;
+                        }
                         Some(Command::Shutdown { remove, volumes }) => break 'run (remove, volumes),
                         None => break 'run (false, false),
                     },
@@ -357,6 +382,16 @@ impl ControlPlane {
                 show(&after)
             ));
         }
+        // `up` starts what `shoal stop` stopped.
+        let stopped: Vec<String> = self.desired.stopped.iter().cloned().collect();
+        self.desired
+            .set_stopped(&stopped, false)
+            .map_err(|e| format!("cannot save the stopped services: {e}"))?;
+        self.reconciler.set_stopped(Default::default());
+        self.reconciler
+            .start_kept(&stopped)
+            .await
+            .map_err(|e| e.to_string())?;
         let images = self.reconciler.image_ids(&project).await;
         let rolling = self.reconciler.apply(project, &images, "up", false);
         self.follow_project();
@@ -370,6 +405,50 @@ impl ControlPlane {
             rolling: rolling.clone(),
         });
         Ok(rolling)
+    }
+
+    /// `shoal stop|start|restart`.
+    async fn lifecycle(
+        &mut self,
+        what: Lifecycle,
+        mut services: Vec<String>,
+    ) -> Result<String, String> {
+        if let Some(s) = services
+            .iter()
+            .find(|s| !self.project.services.contains_key(*s))
+        {
+            return Err(format!("no service `{s}` in project {}", self.project.name));
+        }
+        if services.is_empty() {
+            services = self.project.services.keys().cloned().collect();
+        }
+        let save = |e: std::io::Error| format!("cannot save the stopped services: {e}");
+        let stop = what == Lifecycle::Stop;
+        let was: Vec<String> = services
+            .iter()
+            .filter(|s| self.desired.stopped.contains(*s))
+            .cloned()
+            .collect();
+        self.desired.set_stopped(&services, stop).map_err(save)?;
+        self.reconciler.set_stopped(self.desired.stopped.clone());
+        if !stop {
+            self.reconciler
+                .start_kept(&was)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let list = services.join(", ");
+        Ok(match what {
+            Lifecycle::Stop => format!("stopping {list}"),
+            Lifecycle::Start => format!("starting {list}"),
+            Lifecycle::Restart => {
+                let images = self.reconciler.image_ids(&self.project).await;
+                let rolling = self.reconciler.restart(&services, &images);
+                self.follow_project();
+                self.publish_rollouts();
+                format!("restarting {} (rolling)", rolling.join(", "))
+            }
+        })
     }
 
     /// `shoal rollout undo|pause|resume`.
@@ -465,6 +544,7 @@ impl ControlPlane {
                     desired: desired_count(svc, &self.desired.counts),
                     running,
                     ready,
+                    stopped: self.desired.stopped.contains(&svc.name),
                     cpu_limit: limits.cpus,
                     memory_limit: limits.memory,
                     autoscale: self.scaler.last.get(&svc.name).cloned(),

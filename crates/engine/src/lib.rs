@@ -44,7 +44,7 @@ pub mod routes;
 pub mod status;
 pub mod tasks;
 
-pub use control::{Command, ControlPlane, Handle, Metrics, RolloutCommand};
+pub use control::{Command, ControlPlane, Handle, Lifecycle, Metrics, RolloutCommand};
 pub use status::{ReplicaStatus, RolloutStatus, ServiceStatus, Status};
 
 /// What stops the control plane.

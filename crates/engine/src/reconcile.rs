@@ -9,7 +9,7 @@
 //! revision in it belongs to the service's rollout (`rolling.rs`). Starting,
 //! draining and stopping run beside the passes ([`crate::tasks`]).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -103,6 +103,9 @@ pub struct Reconciler {
     rollouts: BTreeMap<String, Rollout>,
     /// Rollouts that turned back on their own (failed), by service.
     rollbacks: BTreeMap<String, u64>,
+    /// Services `shoal stop` stopped: their containers are stopped and kept, and
+    /// nothing is started or restarted for them.
+    stopped: BTreeSet<String>,
 }
 
 impl Reconciler {
@@ -123,6 +126,7 @@ impl Reconciler {
             targets: BTreeMap::new(),
             rollouts: BTreeMap::new(),
             rollbacks: BTreeMap::new(),
+            stopped: BTreeSet::new(),
         }
     }
 
@@ -310,6 +314,12 @@ impl Reconciler {
         let project = self.project.clone();
         for name in start_order(&project) {
             let svc = &project.services[&name];
+            if self.stopped.contains(&name) {
+                if let Err(e) = self.hold(svc, &observed).await {
+                    pass.failures.push(format!("{name}: {e}"));
+                }
+                continue;
+            }
             if let Some(why) = self.blocked(svc, overrides, &observed) {
                 pass.waiting.push(format!("{name}: {why}"));
                 pass.converged = false;
@@ -355,7 +365,11 @@ impl Reconciler {
         }
         // Converged: every service has its replicas ready (a one-off service that ran
         // to completion counts as done) and no rollout is under way.
-        for svc in project.services.values() {
+        for svc in project
+            .services
+            .values()
+            .filter(|s| !self.stopped.contains(&s.name))
+        {
             let want = desired_count(svc, overrides) as usize;
             let mine = observed.iter().filter(|c| c.service == svc.name);
             let done = mine
@@ -373,6 +387,65 @@ impl Reconciler {
         }
         pass.observed = observed;
         Ok(pass)
+    }
+
+    /// Which services are stopped (`shoal stop`), from now on.
+    pub fn set_stopped(&mut self, stopped: BTreeSet<String>) {
+        self.stopped = stopped;
+    }
+
+    /// Stops (drained first) the running containers of a stopped service, and keeps
+    /// them.
+    async fn hold(&mut self, svc: &Service, observed: &[ContainerInfo]) -> Result<(), Error> {
+        let grace = svc
+            .stop_grace_period
+            .unwrap_or(shoal_runtime::container::DEFAULT_GRACE);
+        let now = self.clock.now();
+        let mut running = Vec::new();
+        for c in observed.iter().filter(|c| {
+            c.service == svc.name && c.state == State::Running && !self.tasks.restarting(&c.id)
+        }) {
+            self.book.transition(
+                now,
+                &svc.name,
+                c.replica,
+                crate::health::Phase::Stopped,
+                "stopped by `shoal stop`",
+            );
+            running.push((c.clone(), grace));
+        }
+        self.tasks.halt(running).await
+    }
+
+    /// Starts again the kept containers of `services` (`shoal start`), which must no
+    /// longer be stopped.
+    pub async fn start_kept(&mut self, services: &[String]) -> Result<(), Error> {
+        let kept: Vec<ContainerInfo> = self
+            .list()
+            .await?
+            .into_iter()
+            .filter(|c| {
+                services.contains(&c.service)
+                    && matches!(c.state, State::Exited | State::Created)
+                    && !self.tasks.restarting(&c.id)
+            })
+            .collect();
+        self.tasks.wake(kept).await
+    }
+
+    /// A rolling restart of `services`: each rolls to a new revision of the same
+    /// configuration, as `kubectl rollout restart` does. Returns the services that
+    /// roll.
+    pub fn restart(
+        &mut self,
+        services: &[String],
+        images: &BTreeMap<String, Option<String>>,
+    ) -> Vec<String> {
+        for s in services {
+            self.revisions.restart(s);
+        }
+        let project = (*self.project).clone();
+        self.apply(project, images, "restart", false)
     }
 
     /// Why `svc` cannot start yet, if it cannot.

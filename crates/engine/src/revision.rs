@@ -90,6 +90,11 @@ pub struct History {
     /// The last rollout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<RolloutRecord>,
+    /// Rolling restarts asked (`shoal restart`): part of the revision's hash, so that
+    /// a restart is a rollout to a new revision of the same configuration, and the
+    /// file applied again afterwards changes nothing.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub restarts: u32,
 }
 
 impl History {
@@ -134,6 +139,23 @@ impl Revisions {
         })
     }
 
+    /// The hash of `svc`'s containers with `image_id`, its restarts counted.
+    pub fn hash_of(&self, svc: &Service, image_id: Option<&str>) -> String {
+        let hash = svc.revision_hash(image_id);
+        match self.of(&svc.name).map_or(0, |h| h.restarts) {
+            0 => hash,
+            n => format!("{hash}-r{n}"),
+        }
+    }
+
+    /// One more rolling restart of `service`: its next applied revision is new.
+    pub fn restart(&mut self, service: &str) {
+        self.services
+            .entry(service.to_string())
+            .or_default()
+            .restarts += 1;
+    }
+
     /// A service's history (empty when it has none).
     pub fn of(&self, service: &str) -> Option<&History> {
         self.services.get(service)
@@ -150,7 +172,7 @@ impl Revisions {
         cause: &str,
         now_unix: u64,
     ) -> (u32, Option<u32>) {
-        let hash = svc.revision_hash(image_id);
+        let hash = self.hash_of(svc, image_id);
         let h = self.services.entry(svc.name.clone()).or_default();
         let before = (h.current != 0).then_some(h.current);
         let number = match h.revisions.iter_mut().find(|r| r.hash == hash) {
@@ -211,6 +233,10 @@ impl Revisions {
         std::fs::write(&tmp, serde_json::to_vec_pretty(&self.services)?)?;
         std::fs::rename(&tmp, path)
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[cfg(test)]

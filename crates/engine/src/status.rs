@@ -108,6 +108,9 @@ pub struct ServiceStatus {
     pub running: u32,
     /// Replicas in the balancer.
     pub ready: u32,
+    /// Stopped by `shoal stop`, until `shoal start`.
+    #[serde(default)]
+    pub stopped: bool,
     /// What the balancer counted on its published ports: requests (or TCP
     /// connections), answers by class, failures, retries, bytes, connections.
     #[serde(default)]

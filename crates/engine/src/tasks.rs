@@ -26,7 +26,7 @@ struct InHand {
     starting: HashSet<String>,
     /// Ids of containers being drained, stopped and removed.
     leaving: HashSet<String>,
-    /// Ids of containers being drained, stopped and started again.
+    /// Ids of containers being drained and stopped, started again, or both.
     restarting: HashSet<String>,
     /// What failed, for the next pass to report.
     failed: Vec<String>,
@@ -117,6 +117,30 @@ impl Tasks {
 
     /// Drains and stops `containers`, then starts each again (the same container).
     pub async fn restart(&mut self, containers: Vec<Leaving>) -> Result<(), Error> {
+        self.in_place(containers, true, true).await
+    }
+
+    /// Drains and stops `containers`, and keeps them (`shoal stop`).
+    pub async fn halt(&mut self, containers: Vec<Leaving>) -> Result<(), Error> {
+        self.in_place(containers, true, false).await
+    }
+
+    /// Starts `containers` again, the same containers (`shoal start`).
+    pub async fn wake(&mut self, containers: Vec<ContainerInfo>) -> Result<(), Error> {
+        let containers = containers
+            .into_iter()
+            .map(|c| (c, Duration::ZERO))
+            .collect();
+        self.in_place(containers, false, true).await
+    }
+
+    /// Stops (drained first) and/or starts each of `containers` in turn.
+    async fn in_place(
+        &mut self,
+        containers: Vec<Leaving>,
+        stop: bool,
+        start: bool,
+    ) -> Result<(), Error> {
         if containers.is_empty() {
             return Ok(());
         }
@@ -127,18 +151,26 @@ impl Tasks {
         let work = async move {
             let mut errors = Vec::new();
             for (c, grace) in &containers {
-                if let Some(routes) = &routes {
-                    routes.drain(c).await;
+                let mut done = Ok(());
+                if stop {
+                    if let Some(routes) = &routes {
+                        routes.drain(c).await;
+                    }
+                    done = rt.stop(&c.id, *grace).await;
                 }
-                let done = match rt.stop(&c.id, *grace).await {
-                    Ok(()) => rt.start(&c.id).await,
-                    Err(e) => Err(e),
-                };
+                if start && done.is_ok() {
+                    done = rt.start(&c.id).await;
+                }
                 if let Some(routes) = &routes {
                     routes.forget(c);
                 }
                 if let Err(e) = done {
-                    errors.push((format!("restart {}", c.name), e));
+                    let what = match (stop, start) {
+                        (true, true) => "restart",
+                        (true, false) => "stop",
+                        _ => "start",
+                    };
+                    errors.push((format!("{what} {}", c.name), e));
                 }
             }
             let mut h = hand.lock().expect("not poisoned");

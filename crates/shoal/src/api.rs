@@ -7,6 +7,8 @@
 //!   answer names the services that roll.
 //! - `POST /rollout` with `{"action": "undo", "service": "web", "to": 2}` (or `pause`,
 //!   `resume`).
+//! - `POST /lifecycle` with `{"action": "stop", "services": ["web"]}` (or `start`,
+//!   `restart`; no services: all).
 //! - `POST /shutdown` with `{"remove": true, "volumes": false}`: stop (as `down`).
 
 use std::collections::BTreeMap;
@@ -21,7 +23,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
-use shoal_engine::{Command, Handle, RolloutCommand, Status};
+use shoal_engine::{Command, Handle, Lifecycle, RolloutCommand, Status};
 use shoal_spec::Project;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{oneshot, watch};
@@ -116,6 +118,22 @@ async fn route(
                 );
             };
             match ask(&handle, |tx| Command::Rollout(cmd, tx)).await {
+                Ok(Ok(said)) => reply(StatusCode::OK, json!({ "message": said })),
+                Ok(Err(e)) => reply(StatusCode::BAD_REQUEST, json!({ "error": e })),
+                Err(e) => reply(StatusCode::SERVICE_UNAVAILABLE, json!({ "error": e })),
+            }
+        }
+        (Method::POST, "/lifecycle") => {
+            let v: Value = serde_json::from_slice(&body).unwrap_or_default();
+            let action = serde_json::from_value::<Lifecycle>(v["action"].clone());
+            let services = serde_json::from_value::<Vec<String>>(v["services"].clone());
+            let (Ok(action), Ok(services)) = (action, services) else {
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    json!({"error": "expected {\"action\": \"stop\"|\"start\"|\"restart\", \"services\": [...]}"}),
+                );
+            };
+            match ask(&handle, |tx| Command::Lifecycle(action, services, tx)).await {
                 Ok(Ok(said)) => reply(StatusCode::OK, json!({ "message": said })),
                 Ok(Err(e)) => reply(StatusCode::BAD_REQUEST, json!({ "error": e })),
                 Err(e) => reply(StatusCode::SERVICE_UNAVAILABLE, json!({ "error": e })),
@@ -223,6 +241,17 @@ impl Client {
     /// `POST /rollout`: what the control plane did.
     pub async fn rollout(&self, cmd: &RolloutCommand) -> anyhow::Result<String> {
         let v = self.post("/rollout", serde_json::to_value(cmd)?).await?;
+        Ok(v["message"].as_str().unwrap_or_default().to_string())
+    }
+
+    /// `POST /lifecycle`: what the control plane did.
+    pub async fn lifecycle(
+        &self,
+        action: Lifecycle,
+        services: &[String],
+    ) -> anyhow::Result<String> {
+        let body = json!({ "action": action, "services": services });
+        let v = self.post("/lifecycle", body).await?;
         Ok(v["message"].as_str().unwrap_or_default().to_string())
     }
 

@@ -62,6 +62,29 @@ pub enum Command {
     Port(PortArgs),
     /// A live view of the services, their replicas, load and events (q quits).
     Dashboard,
+    /// Stop services' replicas (drained first) and keep them stopped.
+    Stop(ServicesArgs),
+    /// Start stopped services again.
+    Start(ServicesArgs),
+    /// Restart services, a batch of replicas at a time (rolling).
+    Restart(ServicesArgs),
+    /// Send a signal to services' replicas.
+    Kill(KillArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ServicesArgs {
+    /// Services (default: all).
+    pub services: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct KillArgs {
+    /// Services (default: all).
+    pub services: Vec<String>,
+    /// The signal, by name (SIGKILL, KILL, HUP) or number.
+    #[arg(short, long, default_value = "SIGKILL")]
+    pub signal: String,
 }
 
 #[derive(Args, Debug)]

@@ -4,10 +4,11 @@ mod build;
 mod config;
 mod down;
 pub(crate) mod events;
+mod lifecycle;
 mod logs;
 mod port;
 mod ps;
-mod rollout;
+pub(crate) mod rollout;
 mod scale;
 mod top;
 mod up;
@@ -19,6 +20,7 @@ use shoal_runtime::{Docker, Runtime};
 use shoal_spec::{LoadError, Loaded, Options};
 
 use crate::cli::{Cli, Command, Global};
+use shoal_engine::Lifecycle;
 
 /// Runs the command line.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -34,6 +36,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Events(args) => events::run(&cli.global, args).await,
         Command::Top(args) => top::run(&cli.global, args).await,
         Command::Dashboard => crate::dashboard::run(&cli.global).await,
+        Command::Stop(args) => lifecycle::run(&cli.global, Lifecycle::Stop, args).await,
+        Command::Start(args) => lifecycle::run(&cli.global, Lifecycle::Start, args).await,
+        Command::Restart(args) => lifecycle::run(&cli.global, Lifecycle::Restart, args).await,
+        Command::Kill(args) => lifecycle::kill(&cli.global, args).await,
         Command::Port(args) => port::run(&cli.global, args).await,
         Command::Version(args) => {
             let v = env!("CARGO_PKG_VERSION");

@@ -39,7 +39,7 @@ impl Reconciler {
         for svc in project.services.values() {
             let name = svc.name.clone();
             let image = images.get(&name).cloned().flatten();
-            let hash = svc.revision_hash(image.as_deref());
+            let hash = self.revisions.hash_of(svc, image.as_deref());
             let history = self.revisions.of(&name).cloned().unwrap_or_default();
             let record = history.rollout.clone();
             if adopting {

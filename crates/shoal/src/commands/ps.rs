@@ -160,6 +160,9 @@ pub async fn run(global: &Global, args: &PsArgs) -> anyhow::Result<ExitCode> {
                 println!("  {}", super::events::line(e, false));
             }
         }
+        for (name, _) in s.services.iter().filter(|(_, v)| v.stopped) {
+            println!("stopped: {name} (`shoal start {name}` starts it again)");
+        }
         for w in &s.waiting {
             println!("waiting: {w}");
         }
