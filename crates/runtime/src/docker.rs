@@ -21,8 +21,8 @@ use shoal_spec::MountKind;
 
 use crate::container::ContainerSpec;
 use crate::{
-    BuildSpec, ContainerInfo, Error, Event, Health, LogLine, LogOptions, NetworkSpec, Result,
-    Runtime, State, Usage, VolumeSpec, LABEL_CONFIG_HASH, LABEL_PROJECT, LABEL_REPLICA,
+    BuildSpec, ContainerInfo, Error, Event, Health, ImageInfo, LogLine, LogOptions, NetworkSpec,
+    Result, Runtime, State, Usage, VolumeSpec, LABEL_CONFIG_HASH, LABEL_PROJECT, LABEL_REPLICA,
     LABEL_SERVICE,
 };
 
@@ -129,6 +129,15 @@ impl Runtime for Docker {
         Ok(self
             .found("inspect image", self.client.inspect_image(image).await)?
             .and_then(|i| i.id))
+    }
+
+    async fn image_info(&self, image: &str) -> Result<Option<ImageInfo>> {
+        Ok(self
+            .found("inspect image", self.client.inspect_image(image).await)?
+            .map(|i| ImageInfo {
+                id: i.id.unwrap_or_default(),
+                size: i.size.unwrap_or(0).max(0) as u64,
+            }))
     }
 
     async fn pull(&self, image: &str) -> Result<()> {
@@ -413,6 +422,29 @@ impl Runtime for Docker {
         }
         out.sort_by(|a, b| (&a.service, a.replica).cmp(&(&b.service, b.replica)));
         Ok(out)
+    }
+
+    async fn projects(&self) -> Result<Vec<String>> {
+        let opts = ListContainersOptions {
+            all: true,
+            filters: Some(HashMap::from([(
+                "label".to_string(),
+                vec![LABEL_PROJECT.to_string()],
+            )])),
+            ..Default::default()
+        };
+        let summaries = self
+            .client
+            .list_containers(Some(opts))
+            .await
+            .map_err(self.engine("list containers"))?;
+        let mut names: Vec<String> = summaries
+            .into_iter()
+            .filter_map(|s| s.labels?.remove(LABEL_PROJECT))
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
     }
 
     async fn inspect(&self, id: &str) -> Result<ContainerInfo> {
@@ -715,7 +747,8 @@ fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
 
 fn info_from(c: ContainerInspectResponse) -> ContainerInfo {
     use bollard::models::ContainerStateStatusEnum as S;
-    let labels = c.config.and_then(|cfg| cfg.labels).unwrap_or_default();
+    let config = c.config.unwrap_or_default();
+    let labels = config.labels.unwrap_or_default();
     let state = c.state.unwrap_or_default();
     let status = match state.status {
         Some(S::CREATED) => State::Created,
@@ -739,6 +772,7 @@ fn info_from(c: ContainerInspectResponse) -> ContainerInfo {
         .filter_map(|(net, ep)| Some((net, ep.ip_address.filter(|ip| !ip.is_empty())?)))
         .collect();
     ContainerInfo {
+        image: config.image.unwrap_or_default(),
         id: c.id.unwrap_or_default(),
         name: c
             .name

@@ -11,8 +11,8 @@ use tokio::sync::broadcast;
 
 use crate::container::ContainerSpec;
 use crate::{
-    BuildSpec, ContainerInfo, Error, Event, Health, LogLine, LogOptions, NetworkSpec, Result,
-    Runtime, State, Usage, VolumeSpec, LABEL_CONFIG_HASH, LABEL_PROJECT, LABEL_REPLICA,
+    BuildSpec, ContainerInfo, Error, Event, Health, ImageInfo, LogLine, LogOptions, NetworkSpec,
+    Result, Runtime, State, Usage, VolumeSpec, LABEL_CONFIG_HASH, LABEL_PROJECT, LABEL_REPLICA,
     LABEL_SERVICE,
 };
 
@@ -133,6 +133,13 @@ impl Runtime for Fake {
         Ok(self.world().images.get(image).cloned())
     }
 
+    async fn image_info(&self, image: &str) -> Result<Option<ImageInfo>> {
+        Ok(self.world().images.get(image).map(|id| ImageInfo {
+            id: id.clone(),
+            size: 0,
+        }))
+    }
+
     async fn pull(&self, image: &str) -> Result<()> {
         Err(Error::Engine {
             action: format!("pull {image}"),
@@ -234,6 +241,7 @@ impl Runtime for Fake {
         let id = format!("c{:04}", w.next_id);
         let label = |k: &str| spec.labels.get(k).cloned().unwrap_or_default();
         let info = ContainerInfo {
+            image: spec.image.clone(),
             id: id.clone(),
             name: spec.name.clone(),
             service: label(LABEL_SERVICE),
@@ -334,6 +342,18 @@ impl Runtime for Fake {
             .collect();
         out.sort_by(|a, b| (&a.service, a.replica).cmp(&(&b.service, b.replica)));
         Ok(out)
+    }
+
+    async fn projects(&self) -> Result<Vec<String>> {
+        let mut names: Vec<String> = self
+            .world()
+            .containers
+            .values()
+            .filter_map(|(_, i)| i.labels.get(LABEL_PROJECT).cloned())
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
     }
 
     async fn inspect(&self, id: &str) -> Result<ContainerInfo> {

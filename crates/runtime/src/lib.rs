@@ -120,6 +120,8 @@ pub enum Health {
 /// What shoal knows of a container it reads back from the engine.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct ContainerInfo {
+    /// The image it was created from, as named.
+    pub image: String,
     /// Engine id.
     pub id: String,
     /// Name, without the leading `/`.
@@ -141,6 +143,15 @@ pub struct ContainerInfo {
     /// All labels.
     #[serde(skip)]
     pub labels: HashMap<String, String>,
+}
+
+/// An image as the engine has it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// Its id (`sha256:...`).
+    pub id: String,
+    /// Its size, bytes.
+    pub size: u64,
 }
 
 /// A container's resource use at one moment.
@@ -247,6 +258,8 @@ pub trait Runtime: Send + Sync + 'static {
     /// The id of `image` as the engine has it now (it changes when the image is
     /// rebuilt under the same name); `None` when the engine does not have it.
     async fn image_id(&self, image: &str) -> Result<Option<String>>;
+    /// What the engine has of `image`; `None` when it does not have it.
+    async fn image_info(&self, image: &str) -> Result<Option<ImageInfo>>;
     /// Removes an image.
     async fn remove_image(&self, image: &str) -> Result<()>;
     /// Creates the network unless it exists.
@@ -279,6 +292,8 @@ pub trait Runtime: Send + Sync + 'static {
     async fn remove(&self, id: &str) -> Result<()>;
     /// Every container of the project, running or not.
     async fn list(&self, project: &str) -> Result<Vec<ContainerInfo>>;
+    /// The projects that have containers on the engine, by name.
+    async fn projects(&self) -> Result<Vec<String>>;
     /// One container.
     async fn inspect(&self, id: &str) -> Result<ContainerInfo>;
     /// CPU time a container has used so far (cumulative): two readings a known time

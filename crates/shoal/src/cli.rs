@@ -70,6 +70,29 @@ pub enum Command {
     Restart(ServicesArgs),
     /// Send a signal to services' replicas.
     Kill(KillArgs),
+    /// The projects on this engine, with their state.
+    Ls(LsArgs),
+    /// The images the project's replicas run.
+    Images(ImagesArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct LsArgs {
+    /// Also projects with no replica running.
+    #[arg(short, long)]
+    pub all: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Args, Debug)]
+pub struct ImagesArgs {
+    /// Services (default: all).
+    pub services: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
 }
 
 #[derive(Args, Debug)]

@@ -4,8 +4,10 @@ mod build;
 mod config;
 mod down;
 pub(crate) mod events;
+mod images;
 mod lifecycle;
 mod logs;
+mod ls;
 mod port;
 mod ps;
 pub(crate) mod rollout;
@@ -40,6 +42,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Start(args) => lifecycle::run(&cli.global, Lifecycle::Start, args).await,
         Command::Restart(args) => lifecycle::run(&cli.global, Lifecycle::Restart, args).await,
         Command::Kill(args) => lifecycle::kill(&cli.global, args).await,
+        Command::Ls(args) => ls::run(args).await,
+        Command::Images(args) => images::run(&cli.global, args).await,
         Command::Port(args) => port::run(&cli.global, args).await,
         Command::Version(args) => {
             let v = env!("CARGO_PKG_VERSION");

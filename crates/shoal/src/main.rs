@@ -25,6 +25,7 @@ use clap::Parser;
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
+    quiet_on_closed_stdout();
     let cli = cli::Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -37,4 +38,23 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// `shoal ps | head`: when the reader of stdout goes away, leave quietly with the
+/// status a shell gives a process killed by SIGPIPE (141), as other CLI tools do,
+/// instead of a panic message (Rust ignores SIGPIPE, so `println!` panics).
+fn quiet_on_closed_stdout() {
+    let before = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let text = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if text.starts_with("failed printing to stdout") && text.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        before(info);
+    }));
 }

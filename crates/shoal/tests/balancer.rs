@@ -105,21 +105,23 @@ fn least_request_starves_a_slow_replica() {
         "the slow replica got {slow} of {}",
         samples.len()
     );
-    // The p99 of all requests is that of the fast replicas (this machine's noise
-    // included), not the slow one's 100 ms.
-    let p99 = |mut l: Vec<Duration>| {
+    // The 98th percentile of all requests is that of the fast replicas (this
+    // machine's noise included), not the slow one's 100 ms. (The 98th, as the slow
+    // one may take up to 2 % above: a loaded machine slows the fast ones too, and
+    // the balancer then tries the slow one now and then.)
+    let p98 = |mut l: Vec<Duration>| {
         l.sort();
-        l[l.len() * 99 / 100]
+        l[l.len() * 98 / 100]
     };
-    let all = p99(samples.iter().map(|(_, d)| *d).collect());
-    let fast = p99(samples
+    let all = p98(samples.iter().map(|(_, d)| *d).collect());
+    let fast = p98(samples
         .iter()
         .filter(|(r, _)| *r != slow_name)
         .map(|(_, d)| *d)
         .collect());
     assert!(
         all <= fast.mul_f64(1.5) + Duration::from_millis(5),
-        "p99 {all:?} against the fast replicas' {fast:?}"
+        "p98 {all:?} against the fast replicas' {fast:?}"
     );
 }
 

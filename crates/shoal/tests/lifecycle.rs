@@ -86,6 +86,39 @@ fn restart_is_rolling_and_stop_holds_until_start() {
         (all.len() == 2 && all.iter().all(|c| c["state"] == "running")).then_some(())
     });
 
+    // ls and images, with the project's name alone; a closed stdout is no panic.
+    let out = p.by_name(&["ls", "--format", "json"]);
+    let projects: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let mine = projects
+        .iter()
+        .find(|r| r["name"] == p.name.as_str())
+        .unwrap_or_else(|| panic!("{projects:?}"));
+    assert_eq!(
+        (mine["running"].as_u64(), mine["services"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert!(mine["control_plane"].as_u64().is_some(), "{mine}");
+    assert!(String::from_utf8_lossy(&p.by_name(&["ls"]).stdout).contains(&p.name));
+    let out = p.by_name(&["images", "--format", "json"]);
+    let images: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(images.len(), 2, "{images:?}");
+    let repo = format!("{}-app", p.name);
+    assert!(images.iter().all(|i| i["repository"] == repo.as_str()
+        && i["id"].as_str().is_some_and(|id| id.starts_with("sha256:"))
+        && i["size"].as_u64().is_some_and(|s| s > 0)));
+    let piped = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{} -p {} ls -a | true",
+            env!("CARGO_BIN_EXE_shoal"),
+            p.name
+        ))
+        .env("SHOAL_STATE_DIR", p.state.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&piped.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+
     // Unknown services change nothing.
     for verb in ["stop", "start", "restart", "kill"] {
         let out = p.shoal(&[verb, "nope"]);

@@ -400,12 +400,7 @@ fn a_control_plane_killed_during_a_rollback_finishes_it() {
     assert!(versions(port).iter().all(|v| v == "good"));
 
     // Both control planes' events are in `shoal events`, which needs no Compose file.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shoal"))
-        .args(["-p", &p.name, "events"])
-        .env("SHOAL_STATE_DIR", p.state.path())
-        .current_dir(std::env::temp_dir())
-        .output()
-        .unwrap();
+    let out = p.by_name(&["events"]);
     let events = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -488,13 +483,7 @@ fn up_scale_sets_counts_through_the_control_plane() {
 fn ps_logs_events_and_top_work_with_the_project_name_alone() {
     let (p, port) = common::testkit_up("nameonly", 2, "");
     let alone = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_shoal"))
-            .args(["-p", &p.name])
-            .args(args)
-            .env("SHOAL_STATE_DIR", p.state.path())
-            .current_dir(std::env::temp_dir())
-            .output()
-            .unwrap();
+        let out = p.by_name(args);
         assert!(
             out.status.success(),
             "{args:?}: {}",

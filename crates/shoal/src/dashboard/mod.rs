@@ -21,6 +21,11 @@ use crate::api::Client;
 use crate::cli::Global;
 use model::{History, ServiceRow};
 
+/// `812K`, `12.3M`, `1.1G`: a size as the listings show it.
+pub fn bytes_short(b: u64) -> String {
+    view::bytes(Some(b))
+}
+
 /// Which table the arrows move in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Focus {

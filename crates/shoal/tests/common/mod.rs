@@ -75,6 +75,20 @@ impl Project {
         out
     }
 
+    /// Runs `shoal -p NAME <args>` in a directory without a Compose file, as a user
+    /// naming the project alone would.
+    pub fn by_name(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_shoal"))
+            .arg("-p")
+            .arg(&self.name)
+            .args(args)
+            .env("SHOAL_STATE_DIR", self.state.path())
+            .envs(&self.env)
+            .current_dir(std::env::temp_dir())
+            .output()
+            .expect("run shoal")
+    }
+
     /// Runs shoal and insists it succeeds; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.shoal(args);
