@@ -21,9 +21,9 @@ use shoal_spec::MountKind;
 
 use crate::container::ContainerSpec;
 use crate::{
-    BuildSpec, ContainerInfo, Error, Event, Health, ImageInfo, LogLine, LogOptions, NetworkSpec,
-    Result, Runtime, State, Usage, VolumeSpec, LABEL_CONFIG_HASH, LABEL_PROJECT, LABEL_REPLICA,
-    LABEL_SERVICE,
+    BuildSpec, ContainerInfo, Error, Event, Exec, ExecSpec, Health, ImageInfo, LogLine, LogOptions,
+    NetworkSpec, Result, Runtime, State, Usage, VolumeSpec, LABEL_CONFIG_HASH, LABEL_PROJECT,
+    LABEL_REPLICA, LABEL_SERVICE,
 };
 
 /// The Docker Engine.
@@ -587,6 +587,86 @@ impl Runtime for Docker {
                 }),
             })
             .boxed()
+    }
+
+    async fn exec(&self, id: &str, spec: &ExecSpec) -> Result<Exec> {
+        use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+        let created = self
+            .client
+            .create_exec(
+                id,
+                CreateExecOptions {
+                    attach_stdin: Some(spec.stdin),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    tty: Some(spec.tty),
+                    env: Some(spec.env.clone()),
+                    cmd: Some(spec.cmd.clone()),
+                    user: spec.user.clone(),
+                    working_dir: spec.working_dir.clone(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(self.engine(format!("exec in {id}")))?;
+        let started = self
+            .client
+            .start_exec(
+                &created.id,
+                Some(StartExecOptions {
+                    detach: false,
+                    tty: spec.tty,
+                    output_capacity: None,
+                }),
+            )
+            .await
+            .map_err(self.engine(format!("exec in {id}")))?;
+        let StartExecResults::Attached { output, input } = started else {
+            return Err(Error::Engine {
+                action: format!("exec in {id}"),
+                message: "the engine did not attach".into(),
+            });
+        };
+        let endpoint = self.endpoint.clone();
+        let output = output
+            .map(move |item| match item {
+                Ok(bollard::container::LogOutput::StdErr { message }) => Ok((true, message)),
+                Ok(
+                    bollard::container::LogOutput::StdOut { message }
+                    | bollard::container::LogOutput::Console { message }
+                    | bollard::container::LogOutput::StdIn { message },
+                ) => Ok((false, message)),
+                Err(e) => Err(Error::Engine {
+                    action: format!("exec output ({endpoint})"),
+                    message: e.to_string(),
+                }),
+            })
+            .boxed();
+        Ok(Exec {
+            id: created.id,
+            output,
+            input,
+        })
+    }
+
+    async fn exec_resize(&self, exec: &str, cols: u16, rows: u16) -> Result<()> {
+        let opts = bollard::query_parameters::ResizeExecOptions {
+            h: i32::from(rows),
+            w: i32::from(cols),
+        };
+        self.client
+            .resize_exec(exec, opts)
+            .await
+            .map_err(self.engine(format!("resize exec {exec}")))
+    }
+
+    async fn exec_code(&self, exec: &str) -> Result<Option<i64>> {
+        let r = self
+            .client
+            .inspect_exec(exec)
+            .await
+            .map_err(self.engine(format!("inspect exec {exec}")))?;
+        Ok(r.exit_code)
     }
 }
 

@@ -11,9 +11,9 @@ use tokio::sync::broadcast;
 
 use crate::container::ContainerSpec;
 use crate::{
-    BuildSpec, ContainerInfo, Error, Event, Health, ImageInfo, LogLine, LogOptions, NetworkSpec,
-    Result, Runtime, State, Usage, VolumeSpec, LABEL_CONFIG_HASH, LABEL_PROJECT, LABEL_REPLICA,
-    LABEL_SERVICE,
+    BuildSpec, ContainerInfo, Error, Event, Exec, ExecSpec, Health, ImageInfo, LogLine, LogOptions,
+    NetworkSpec, Result, Runtime, State, Usage, VolumeSpec, LABEL_CONFIG_HASH, LABEL_PROJECT,
+    LABEL_REPLICA, LABEL_SERVICE,
 };
 
 #[derive(Default)]
@@ -404,5 +404,21 @@ impl Runtime for Fake {
             }
         })
         .boxed()
+    }
+
+    async fn exec(&self, id: &str, _spec: &ExecSpec) -> Result<Exec> {
+        // The fake's containers run no processes.
+        Err(Error::Engine {
+            action: format!("exec in {id}"),
+            message: "the fake runtime runs no processes".into(),
+        })
+    }
+
+    async fn exec_resize(&self, _exec: &str, _cols: u16, _rows: u16) -> Result<()> {
+        Ok(())
+    }
+
+    async fn exec_code(&self, exec: &str) -> Result<Option<i64>> {
+        Err(Error::NotFound(format!("exec {exec}")))
     }
 }

@@ -310,6 +310,39 @@ pub trait Runtime: Send + Sync + 'static {
     fn logs(&self, id: &str, opts: &LogOptions) -> BoxStream<'static, Result<LogLine>>;
     /// Container events of the project, from now on.
     fn events(&self, project: &str) -> BoxStream<'static, Result<Event>>;
+    /// Starts a process in a running container (`shoal exec`), attached.
+    async fn exec(&self, id: &str, spec: &ExecSpec) -> Result<Exec>;
+    /// Sets the terminal size of an exec with a TTY.
+    async fn exec_resize(&self, exec: &str, cols: u16, rows: u16) -> Result<()>;
+    /// An exec's exit code, once it has ended.
+    async fn exec_code(&self, exec: &str) -> Result<Option<i64>>;
+}
+
+/// A process to run in a container.
+#[derive(Clone, Debug, Default)]
+pub struct ExecSpec {
+    /// The command and its arguments.
+    pub cmd: Vec<String>,
+    /// `KEY=value` pairs added to the container's environment.
+    pub env: Vec<String>,
+    /// The user (`name`, `uid`, `uid:gid`).
+    pub user: Option<String>,
+    /// The working directory.
+    pub working_dir: Option<String>,
+    /// Give it a terminal.
+    pub tty: bool,
+    /// Attach its stdin.
+    pub stdin: bool,
+}
+
+/// A running exec: what it writes, and its stdin.
+pub struct Exec {
+    /// The engine's id of the exec.
+    pub id: String,
+    /// Its output in order: (true for stderr, bytes); with a TTY all is stdout.
+    pub output: BoxStream<'static, Result<(bool, bytes::Bytes)>>,
+    /// Its stdin (closing it is end of input).
+    pub input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
 }
 
 /// Labels every resource of `project` carries.

@@ -74,6 +74,32 @@ pub enum Command {
     Ls(LsArgs),
     /// The images the project's replicas run.
     Images(ImagesArgs),
+    /// Run a command in a running replica.
+    Exec(ExecArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// The replica's number (default: the lowest-numbered running one).
+    #[arg(long)]
+    pub index: Option<u32>,
+    /// No terminal, even when stdin is one.
+    #[arg(short = 'T', long = "no-TTY")]
+    pub no_tty: bool,
+    /// Environment variables, KEY=value.
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// The working directory.
+    #[arg(short = 'w', long = "workdir")]
+    pub workdir: Option<String>,
+    /// The user (name, uid or uid:gid).
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// The service.
+    pub service: String,
+    /// The command and its arguments.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
 }
 
 #[derive(Args, Debug)]

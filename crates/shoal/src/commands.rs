@@ -4,6 +4,7 @@ mod build;
 mod config;
 mod down;
 pub(crate) mod events;
+mod exec;
 mod images;
 mod lifecycle;
 mod logs;
@@ -44,6 +45,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Kill(args) => lifecycle::kill(&cli.global, args).await,
         Command::Ls(args) => ls::run(args).await,
         Command::Images(args) => images::run(&cli.global, args).await,
+        Command::Exec(args) => exec::run(&cli.global, args).await,
         Command::Port(args) => port::run(&cli.global, args).await,
         Command::Version(args) => {
             let v = env!("CARGO_PKG_VERSION");
