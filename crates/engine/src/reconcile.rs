@@ -195,7 +195,10 @@ impl Reconciler {
     /// out left out (they are no longer anyone's replica).
     async fn list(&self) -> Result<Vec<ContainerInfo>, Error> {
         let mut observed = self.rt.list(&self.project.name).await?;
-        observed.retain(|c| !self.tasks.leaving(&c.id));
+        // One-off containers of `shoal run` are nobody's replica.
+        observed.retain(|c| {
+            !self.tasks.leaving(&c.id) && !c.labels.contains_key(shoal_runtime::LABEL_ONEOFF)
+        });
         if let Some(p) = &self.probes {
             p.set_targets(&observed);
             p.overlay(&mut observed);

@@ -21,9 +21,9 @@ use shoal_spec::MountKind;
 
 use crate::container::ContainerSpec;
 use crate::{
-    BuildSpec, ContainerInfo, Error, Event, Exec, ExecSpec, Health, ImageInfo, LogLine, LogOptions,
-    NetworkSpec, Result, Runtime, State, Usage, VolumeSpec, LABEL_CONFIG_HASH, LABEL_PROJECT,
-    LABEL_REPLICA, LABEL_SERVICE,
+    Attached, BuildSpec, ContainerInfo, Error, Event, ExecSpec, Health, ImageInfo, LogLine,
+    LogOptions, NetworkSpec, Result, Runtime, State, Usage, VolumeSpec, LABEL_CONFIG_HASH,
+    LABEL_PROJECT, LABEL_REPLICA, LABEL_SERVICE,
 };
 
 /// The Docker Engine.
@@ -34,6 +34,35 @@ pub struct Docker {
 }
 
 impl Docker {
+    /// An attached process' output as (stderr?, bytes).
+    fn output_of(
+        &self,
+        output: std::pin::Pin<
+            Box<
+                dyn futures_util::Stream<
+                        Item = std::result::Result<bollard::container::LogOutput, BollardError>,
+                    > + Send,
+            >,
+        >,
+    ) -> BoxStream<'static, Result<(bool, bytes::Bytes)>> {
+        use bollard::container::LogOutput;
+        let endpoint = self.endpoint.clone();
+        output
+            .map(move |item| match item {
+                Ok(LogOutput::StdErr { message }) => Ok((true, message)),
+                Ok(
+                    LogOutput::StdOut { message }
+                    | LogOutput::Console { message }
+                    | LogOutput::StdIn { message },
+                ) => Ok((false, message)),
+                Err(e) => Err(Error::Engine {
+                    action: format!("read output ({endpoint})"),
+                    message: e.to_string(),
+                }),
+            })
+            .boxed()
+    }
+
     /// Connects as the docker CLI would (`DOCKER_HOST`, else the local socket) and
     /// negotiates the API version with the engine.
     pub async fn connect() -> Result<Docker> {
@@ -589,7 +618,7 @@ impl Runtime for Docker {
             .boxed()
     }
 
-    async fn exec(&self, id: &str, spec: &ExecSpec) -> Result<Exec> {
+    async fn exec(&self, id: &str, spec: &ExecSpec) -> Result<Attached> {
         use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
         let created = self
             .client
@@ -627,24 +656,9 @@ impl Runtime for Docker {
                 message: "the engine did not attach".into(),
             });
         };
-        let endpoint = self.endpoint.clone();
-        let output = output
-            .map(move |item| match item {
-                Ok(bollard::container::LogOutput::StdErr { message }) => Ok((true, message)),
-                Ok(
-                    bollard::container::LogOutput::StdOut { message }
-                    | bollard::container::LogOutput::Console { message }
-                    | bollard::container::LogOutput::StdIn { message },
-                ) => Ok((false, message)),
-                Err(e) => Err(Error::Engine {
-                    action: format!("exec output ({endpoint})"),
-                    message: e.to_string(),
-                }),
-            })
-            .boxed();
-        Ok(Exec {
+        Ok(Attached {
             id: created.id,
-            output,
+            output: self.output_of(output),
             input,
         })
     }
@@ -658,6 +672,49 @@ impl Runtime for Docker {
             .resize_exec(exec, opts)
             .await
             .map_err(self.engine(format!("resize exec {exec}")))
+    }
+
+    async fn attach(&self, id: &str) -> Result<Attached> {
+        let opts = bollard::query_parameters::AttachContainerOptions {
+            stream: true,
+            stdin: true,
+            stdout: true,
+            stderr: true,
+            logs: false,
+            detach_keys: None,
+        };
+        let attached = self
+            .client
+            .attach_container(id, Some(opts))
+            .await
+            .map_err(self.engine(format!("attach {id}")))?;
+        Ok(Attached {
+            id: id.to_string(),
+            output: self.output_of(attached.output),
+            input: attached.input,
+        })
+    }
+
+    async fn resize(&self, id: &str, cols: u16, rows: u16) -> Result<()> {
+        let opts = bollard::query_parameters::ResizeContainerTTYOptions {
+            h: i32::from(rows),
+            w: i32::from(cols),
+        };
+        self.client
+            .resize_container_tty(id, opts)
+            .await
+            .map_err(self.engine(format!("resize {id}")))
+    }
+
+    async fn wait(&self, id: &str) -> Result<i64> {
+        let mut stream = self.client.wait_container(id, None);
+        match stream.next().await {
+            Some(Ok(r)) => Ok(r.status_code),
+            // A non-zero exit is reported as an error carrying the code.
+            Some(Err(BollardError::DockerContainerWaitError { code, .. })) => Ok(code),
+            Some(Err(e)) => Err(self.engine(format!("wait {id}"))(e)),
+            None => Err(Error::NotFound(format!("wait {id}"))),
+        }
     }
 
     async fn exec_code(&self, exec: &str) -> Result<Option<i64>> {
@@ -819,6 +876,11 @@ fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         stop_timeout: Some(spec.stop_grace.as_secs() as i64),
         tty: flag("tty"),
         open_stdin: flag("stdin_open"),
+        // Set by `shoal run` (not a Compose key): stdin closes when the client's does.
+        stdin_once: flag("stdin_once"),
+        attach_stdin: flag("stdin_once"),
+        attach_stdout: flag("stdin_once"),
+        attach_stderr: flag("stdin_once"),
         host_config: Some(host_config),
         networking_config,
         ..Default::default()

@@ -11,9 +11,9 @@ use tokio::sync::broadcast;
 
 use crate::container::ContainerSpec;
 use crate::{
-    BuildSpec, ContainerInfo, Error, Event, Exec, ExecSpec, Health, ImageInfo, LogLine, LogOptions,
-    NetworkSpec, Result, Runtime, State, Usage, VolumeSpec, LABEL_CONFIG_HASH, LABEL_PROJECT,
-    LABEL_REPLICA, LABEL_SERVICE,
+    Attached, BuildSpec, ContainerInfo, Error, Event, ExecSpec, Health, ImageInfo, LogLine,
+    LogOptions, NetworkSpec, Result, Runtime, State, Usage, VolumeSpec, LABEL_CONFIG_HASH,
+    LABEL_PROJECT, LABEL_REPLICA, LABEL_SERVICE,
 };
 
 #[derive(Default)]
@@ -406,7 +406,7 @@ impl Runtime for Fake {
         .boxed()
     }
 
-    async fn exec(&self, id: &str, _spec: &ExecSpec) -> Result<Exec> {
+    async fn exec(&self, id: &str, _spec: &ExecSpec) -> Result<Attached> {
         // The fake's containers run no processes.
         Err(Error::Engine {
             action: format!("exec in {id}"),
@@ -420,5 +420,20 @@ impl Runtime for Fake {
 
     async fn exec_code(&self, exec: &str) -> Result<Option<i64>> {
         Err(Error::NotFound(format!("exec {exec}")))
+    }
+
+    async fn attach(&self, id: &str) -> Result<Attached> {
+        Err(Error::Engine {
+            action: format!("attach {id}"),
+            message: "the fake runtime runs no processes".into(),
+        })
+    }
+
+    async fn resize(&self, _id: &str, _cols: u16, _rows: u16) -> Result<()> {
+        Ok(())
+    }
+
+    async fn wait(&self, id: &str) -> Result<i64> {
+        Err(Error::NotFound(format!("wait {id}")))
     }
 }

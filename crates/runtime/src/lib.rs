@@ -39,6 +39,8 @@ pub const LABEL_REVISION: &str = "io.shoal.revision";
 pub const LABEL_STOP_GRACE: &str = "io.shoal.stop-grace";
 /// Label with the key a network or volume has in the Compose file.
 pub const LABEL_KEY: &str = "io.shoal.key";
+/// Marks a one-off container of `shoal run`: never a replica, never balanced.
+pub const LABEL_ONEOFF: &str = "io.shoal.oneoff";
 
 /// What can go wrong talking to a runtime.
 #[derive(Debug, thiserror::Error)]
@@ -311,11 +313,18 @@ pub trait Runtime: Send + Sync + 'static {
     /// Container events of the project, from now on.
     fn events(&self, project: &str) -> BoxStream<'static, Result<Event>>;
     /// Starts a process in a running container (`shoal exec`), attached.
-    async fn exec(&self, id: &str, spec: &ExecSpec) -> Result<Exec>;
+    async fn exec(&self, id: &str, spec: &ExecSpec) -> Result<Attached>;
     /// Sets the terminal size of an exec with a TTY.
     async fn exec_resize(&self, exec: &str, cols: u16, rows: u16) -> Result<()>;
     /// An exec's exit code, once it has ended.
     async fn exec_code(&self, exec: &str) -> Result<Option<i64>>;
+    /// Attaches to a container's stdio, before it starts so nothing is missed
+    /// (`shoal run`).
+    async fn attach(&self, id: &str) -> Result<Attached>;
+    /// Sets the terminal size of a container with a TTY.
+    async fn resize(&self, id: &str, cols: u16, rows: u16) -> Result<()>;
+    /// Waits until a container exits; its exit code.
+    async fn wait(&self, id: &str) -> Result<i64>;
 }
 
 /// A process to run in a container.
@@ -335,9 +344,10 @@ pub struct ExecSpec {
     pub stdin: bool,
 }
 
-/// A running exec: what it writes, and its stdin.
-pub struct Exec {
-    /// The engine's id of the exec.
+/// An attached process (an exec, or a container's main one): what it writes, and
+/// its stdin.
+pub struct Attached {
+    /// The engine's id of the exec (or container).
     pub id: String,
     /// Its output in order: (true for stderr, bytes); with a TTY all is stdout.
     pub output: BoxStream<'static, Result<(bool, bytes::Bytes)>>,

@@ -76,6 +76,32 @@ pub enum Command {
     Images(ImagesArgs),
     /// Run a command in a running replica.
     Exec(ExecArgs),
+    /// Run a one-off container of a service (never balanced).
+    Run(RunArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Remove the container when it exits.
+    #[arg(long)]
+    pub rm: bool,
+    /// Environment variables, KEY=value.
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// Another entrypoint (a command line, split as a shell would).
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Do not require the service's dependencies to be running.
+    #[arg(long)]
+    pub no_deps: bool,
+    /// No terminal, even when stdin is one.
+    #[arg(short = 'T', long = "no-TTY")]
+    pub no_tty: bool,
+    /// The service.
+    pub service: String,
+    /// The command and its arguments (default: the service's).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
 }
 
 #[derive(Args, Debug)]

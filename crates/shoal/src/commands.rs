@@ -12,6 +12,7 @@ mod ls;
 mod port;
 mod ps;
 pub(crate) mod rollout;
+mod run;
 mod scale;
 mod top;
 mod up;
@@ -46,6 +47,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ls(args) => ls::run(args).await,
         Command::Images(args) => images::run(&cli.global, args).await,
         Command::Exec(args) => exec::run(&cli.global, args).await,
+        Command::Run(args) => run::run(&cli.global, args).await,
         Command::Port(args) => port::run(&cli.global, args).await,
         Command::Version(args) => {
             let v = env!("CARGO_PKG_VERSION");

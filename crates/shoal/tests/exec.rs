@@ -130,3 +130,67 @@ fn exec_passes_exit_codes_stdin_and_options() {
     tmux(&["kill-server"]);
     assert!(screen.contains("/dev/pts/"), "{screen}");
 }
+
+#[test]
+fn run_makes_one_off_containers_that_are_nobodys_replica() {
+    let p = debian_project();
+    // The exit code, and --rm leaves nothing.
+    let out = p.shoal(&["run", "--rm", "-T", "box", "sh", "-c", "exit 4"]);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(p.ps().len(), 2, "{:?}", p.ps());
+
+    // Environment, stdin to its end, another entrypoint.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shoal"))
+        .args(["-p", &p.name, "-f"])
+        .arg(&p.file)
+        .args([
+            "run",
+            "--rm",
+            "-T",
+            "-e",
+            "X=1",
+            "box",
+            "sh",
+            "-c",
+            "echo $X; cat",
+        ])
+        .env("SHOAL_STATE_DIR", p.state.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"abc").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "1\nabc");
+    let out = p.shoal(&[
+        "run",
+        "--rm",
+        "-T",
+        "--entrypoint",
+        "sh -c",
+        "box",
+        "exit 5",
+    ]);
+    assert_eq!(out.status.code(), Some(5));
+
+    // Kept without --rm; the control plane neither removes it nor counts it.
+    let out = p.shoal(&["run", "-T", "box", "true"]);
+    assert!(out.status.success());
+    std::thread::sleep(Duration::from_secs(3));
+    let all = p.ps();
+    assert_eq!(all.len(), 3, "{all:?}");
+    let running = all.iter().filter(|c| c["state"] == "running").count();
+    assert_eq!(running, 2, "{all:?}");
+    let oneoff = all.iter().find(|c| c["replica"] == 0).expect("the one-off");
+    assert!(oneoff["container"].as_str().unwrap().contains("-box-run-"));
+    // Its dependencies must run, unless --no-deps; an unknown service is refused.
+    let out = p.shoal(&["run", "nope"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
+}

@@ -7,7 +7,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use futures_util::StreamExt;
-use shoal_runtime::{ContainerInfo, ExecSpec, State};
+use shoal_runtime::{Attached, ContainerInfo, ExecSpec, State};
 use tokio::io::AsyncWriteExt;
 
 use crate::cli::{ExecArgs, Global};
@@ -51,13 +51,23 @@ pub async fn run(global: &Global, args: &ExecArgs) -> anyhow::Result<ExitCode> {
         stdin: true,
     };
     let exec = rt.exec(&target.id, &spec).await?;
+    let id = exec.id.clone();
     let raw = tty.then(Raw::enable).transpose()?;
     if tty {
         if let Ok((cols, rows)) = crossterm::terminal::size() {
-            let _ = rt.exec_resize(&exec.id, cols, rows).await;
+            let _ = rt.exec_resize(&id, cols, rows).await;
         }
     }
-    let mut input = exec.input;
+    pass_through(exec).await?;
+    drop(raw);
+    let code = rt.exec_code(&id).await?.unwrap_or(0);
+    Ok(ExitCode::from(code.clamp(0, 255) as u8))
+}
+
+/// Passes this process' stdin to `attached` (to its end, then closes it) and its
+/// output to stdout and stderr, until the output ends.
+pub(super) async fn pass_through(attached: Attached) -> anyhow::Result<()> {
+    let mut input = attached.input;
     let pump = tokio::spawn(async move {
         let mut stdin = tokio::io::stdin();
         let _ = tokio::io::copy(&mut stdin, &mut input).await;
@@ -65,7 +75,7 @@ pub async fn run(global: &Global, args: &ExecArgs) -> anyhow::Result<ExitCode> {
         let _ = input.shutdown().await;
     });
     let (mut out, mut err) = (tokio::io::stdout(), tokio::io::stderr());
-    let mut output = exec.output;
+    let mut output = attached.output;
     while let Some(item) = output.next().await {
         let (stderr, bytes) = item?;
         let to: &mut (dyn tokio::io::AsyncWrite + Unpin + Send) =
@@ -74,16 +84,14 @@ pub async fn run(global: &Global, args: &ExecArgs) -> anyhow::Result<ExitCode> {
         to.flush().await?;
     }
     pump.abort();
-    drop(raw);
-    let code = rt.exec_code(&exec.id).await?.unwrap_or(0);
-    Ok(ExitCode::from(code.clamp(0, 255) as u8))
+    Ok(())
 }
 
 /// The local terminal in raw mode while a remote one is in use; restored on drop.
-struct Raw;
+pub(super) struct Raw;
 
 impl Raw {
-    fn enable() -> anyhow::Result<Raw> {
+    pub(super) fn enable() -> anyhow::Result<Raw> {
         crossterm::terminal::enable_raw_mode()?;
         Ok(Raw)
     }
