@@ -71,6 +71,11 @@ pub enum Lifecycle {
     /// A rolling restart: each replica replaced by a fresh one, a batch at a time, as
     /// a rollout does (a stopped service is started first).
     Restart,
+    /// Drain the running replicas, then freeze them; the service is left as it is
+    /// (not healed) while any replica is paused.
+    Pause,
+    /// Thaw them; they take requests again once ready.
+    Unpause,
 }
 
 /// Where the control plane serves `/metrics`.
@@ -422,6 +427,18 @@ impl ControlPlane {
         if services.is_empty() {
             services = self.project.services.keys().cloned().collect();
         }
+        let list = services.join(", ");
+        if matches!(what, Lifecycle::Pause | Lifecycle::Unpause) {
+            let pause = what == Lifecycle::Pause;
+            self.reconciler
+                .freeze(&services, pause)
+                .await
+                .map_err(|e| e.to_string())?;
+            return Ok(format!(
+                "{} {list}",
+                if pause { "pausing" } else { "unpausing" }
+            ));
+        }
         let save = |e: std::io::Error| format!("cannot save the stopped services: {e}");
         let stop = what == Lifecycle::Stop;
         let was: Vec<String> = services
@@ -437,7 +454,6 @@ impl ControlPlane {
                 .await
                 .map_err(|e| e.to_string())?;
         }
-        let list = services.join(", ");
         Ok(match what {
             Lifecycle::Stop => format!("stopping {list}"),
             Lifecycle::Start => format!("starting {list}"),
@@ -448,6 +464,7 @@ impl ControlPlane {
                 self.publish_rollouts();
                 format!("restarting {} (rolling)", rolling.join(", "))
             }
+            Lifecycle::Pause | Lifecycle::Unpause => unreachable!("answered above"),
         })
     }
 

@@ -127,9 +127,10 @@ impl Book {
     }
 }
 
-/// A replica that may take traffic: running, and healthy if it has a healthcheck.
+/// A replica that may take traffic: running (not paused), and healthy if it has a
+/// healthcheck.
 pub fn ready(c: &ContainerInfo) -> bool {
-    c.state == State::Running && matches!(c.health, None | Some(Health::Healthy))
+    c.state == State::Running && !c.paused && matches!(c.health, None | Some(Health::Healthy))
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 //! revision in it belongs to the service's rollout (`rolling.rs`). Starting,
 //! draining and stopping run beside the passes ([`crate::tasks`]).
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -106,6 +106,9 @@ pub struct Reconciler {
     /// Services `shoal stop` stopped: their containers are stopped and kept, and
     /// nothing is started or restarted for them.
     stopped: BTreeSet<String>,
+    /// When replicas were thawed (`shoal unpause`), by container id: the engine's
+    /// health check failed while they were frozen, and is given time to pass again.
+    thawed: HashMap<String, Duration>,
 }
 
 impl Reconciler {
@@ -127,6 +130,7 @@ impl Reconciler {
             rollouts: BTreeMap::new(),
             rollbacks: BTreeMap::new(),
             stopped: BTreeSet::new(),
+            thawed: HashMap::new(),
         }
     }
 
@@ -323,6 +327,10 @@ impl Reconciler {
                 }
                 continue;
             }
+            // Paused (`shoal pause`): left as it is, frozen, until unpaused.
+            if observed.iter().any(|c| c.service == name && c.paused) {
+                continue;
+            }
             if let Some(why) = self.blocked(svc, overrides, &observed) {
                 pass.waiting.push(format!("{name}: {why}"));
                 pass.converged = false;
@@ -368,11 +376,10 @@ impl Reconciler {
         }
         // Converged: every service has its replicas ready (a one-off service that ran
         // to completion counts as done) and no rollout is under way.
-        for svc in project
-            .services
-            .values()
-            .filter(|s| !self.stopped.contains(&s.name))
-        {
+        for svc in project.services.values().filter(|s| {
+            !self.stopped.contains(&s.name)
+                && !observed.iter().any(|c| c.service == s.name && c.paused)
+        }) {
             let want = desired_count(svc, overrides) as usize;
             let mine = observed.iter().filter(|c| c.service == svc.name);
             let done = mine
@@ -434,6 +441,46 @@ impl Reconciler {
             })
             .collect();
         self.tasks.wake(kept).await
+    }
+
+    /// Drains the running replicas of `services` from the balancer, then freezes
+    /// them (`shoal pause`); or thaws them (`unpause`), and they take requests again
+    /// once ready.
+    pub async fn freeze(&mut self, services: &[String], pause: bool) -> Result<(), Error> {
+        let theirs: Vec<ContainerInfo> = self
+            .list()
+            .await?
+            .into_iter()
+            .filter(|c| {
+                services.contains(&c.service) && c.state == State::Running && c.paused != pause
+            })
+            .collect();
+        if !pause {
+            let now = self.clock.now();
+            self.thawed
+                .extend(theirs.iter().map(|c| (c.id.clone(), now)));
+        }
+        self.tasks.pause(theirs, pause).await
+    }
+
+    /// True while `c`, just thawed, has had no fair chance to pass its health check
+    /// again (two intervals and a timeout).
+    fn thawing(&mut self, svc: &Service, c: &ContainerInfo) -> bool {
+        let Some(at) = self.thawed.get(&c.id).copied() else {
+            return false;
+        };
+        let hc = svc.healthcheck.as_ref();
+        let interval = hc
+            .and_then(|h| h.interval)
+            .unwrap_or(Duration::from_secs(30));
+        let timeout = hc
+            .and_then(|h| h.timeout)
+            .unwrap_or(Duration::from_secs(30));
+        if self.clock.now().saturating_sub(at) < interval * 2 + timeout {
+            return true;
+        }
+        self.thawed.remove(&c.id);
+        false
     }
 
     /// A rolling restart of `services`: each rolls to a new revision of the same
@@ -656,7 +703,7 @@ impl Reconciler {
                 }
             }
             State::Running if c.health == Some(Health::Unhealthy) => {
-                if !self.restart_due(svc, c, true, pass) {
+                if self.thawing(svc, c) || !self.restart_due(svc, c, true, pass) {
                     return Ok(false);
                 }
                 self.replaced.insert(svc.name.clone());
@@ -745,6 +792,9 @@ impl Reconciler {
                 continue;
             }
             let (phase, reason) = match (c.state, c.health) {
+                (State::Running, _) if c.paused => {
+                    (Phase::Stopped, "paused by `shoal pause`".to_string())
+                }
                 (State::Running, None) => (Phase::Ready, "running".to_string()),
                 (State::Running, Some(Health::Healthy)) => (Phase::Ready, "healthy".to_string()),
                 (State::Running, Some(Health::Starting)) => {

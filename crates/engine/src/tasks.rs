@@ -134,6 +134,47 @@ impl Tasks {
         self.in_place(containers, false, true).await
     }
 
+    /// Freezes `containers` (drained first), or thaws them.
+    pub async fn pause(
+        &mut self,
+        containers: Vec<ContainerInfo>,
+        pause: bool,
+    ) -> Result<(), Error> {
+        if containers.is_empty() {
+            return Ok(());
+        }
+        self.hand()
+            .restarting
+            .extend(containers.iter().map(|c| c.id.clone()));
+        let (rt, routes, hand) = (self.rt.clone(), self.routes.clone(), self.hand.clone());
+        let work = async move {
+            let mut errors = Vec::new();
+            for c in &containers {
+                let done = if pause {
+                    if let Some(routes) = &routes {
+                        routes.drain(c).await;
+                    }
+                    rt.pause(&c.id).await
+                } else {
+                    rt.unpause(&c.id).await
+                };
+                if let Some(routes) = &routes {
+                    routes.forget(c);
+                }
+                if let Err(e) = done {
+                    let what = if pause { "pause" } else { "unpause" };
+                    errors.push((format!("{what} {}", c.name), e));
+                }
+            }
+            let mut h = hand.lock().expect("not poisoned");
+            for c in &containers {
+                h.restarting.remove(&c.id);
+            }
+            errors
+        };
+        self.finish(work).await
+    }
+
     /// Stops (drained first) and/or starts each of `containers` in turn.
     async fn in_place(
         &mut self,

@@ -390,6 +390,20 @@ impl Runtime for Docker {
         }
     }
 
+    async fn pause(&self, id: &str) -> Result<()> {
+        self.client
+            .pause_container(id)
+            .await
+            .map_err(self.engine(format!("pause {id}")))
+    }
+
+    async fn unpause(&self, id: &str) -> Result<()> {
+        self.client
+            .unpause_container(id)
+            .await
+            .map_err(self.engine(format!("unpause {id}")))
+    }
+
     async fn kill(&self, id: &str, signal: &str) -> Result<()> {
         let opts = KillContainerOptions {
             signal: signal.to_string(),
@@ -915,6 +929,7 @@ fn info_from(c: ContainerInspectResponse) -> ContainerInfo {
         .collect();
     ContainerInfo {
         image: config.image.unwrap_or_default(),
+        paused: state.status == Some(S::PAUSED),
         id: c.id.unwrap_or_default(),
         name: c
             .name

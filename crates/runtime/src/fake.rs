@@ -89,6 +89,27 @@ impl Fake {
         self.emit(id, "die");
     }
 
+    /// Pauses or thaws a running container.
+    fn set_paused(&self, id: &str, paused: bool) -> Result<()> {
+        let mut w = self.world();
+        let Some((_, info)) = w.containers.get_mut(id) else {
+            return Err(Error::NotFound(format!("container {id}")));
+        };
+        if info.state != State::Running {
+            return Err(Error::Engine {
+                action: format!("pause {id}"),
+                message: "the container is not running".into(),
+            });
+        }
+        info.paused = paused;
+        let name = info.name.clone();
+        w.calls.push(format!(
+            "{} {name}",
+            if paused { "pause" } else { "unpause" }
+        ));
+        Ok(())
+    }
+
     /// The container has used `used` of CPU time so far.
     pub fn set_cpu_time(&self, id: &str, used: Duration) {
         self.world().cpu.insert(id.to_string(), used);
@@ -242,6 +263,7 @@ impl Runtime for Fake {
         let label = |k: &str| spec.labels.get(k).cloned().unwrap_or_default();
         let info = ContainerInfo {
             image: spec.image.clone(),
+            paused: false,
             id: id.clone(),
             name: spec.name.clone(),
             service: label(LABEL_SERVICE),
@@ -300,6 +322,14 @@ impl Runtime for Fake {
         }
         self.emit(id, "die");
         Ok(())
+    }
+
+    async fn pause(&self, id: &str) -> Result<()> {
+        self.set_paused(id, true)
+    }
+
+    async fn unpause(&self, id: &str) -> Result<()> {
+        self.set_paused(id, false)
     }
 
     async fn kill(&self, id: &str, _signal: &str) -> Result<()> {

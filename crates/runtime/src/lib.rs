@@ -124,6 +124,8 @@ pub enum Health {
 pub struct ContainerInfo {
     /// The image it was created from, as named.
     pub image: String,
+    /// Running, but its processes frozen (`shoal pause`).
+    pub paused: bool,
     /// Engine id.
     pub id: String,
     /// Name, without the leading `/`.
@@ -288,6 +290,10 @@ pub trait Runtime: Send + Sync + 'static {
     async fn stop(&self, id: &str, grace: Duration) -> Result<()>;
     /// Sends a signal.
     async fn kill(&self, id: &str, signal: &str) -> Result<()>;
+    /// Freezes a running container's processes.
+    async fn pause(&self, id: &str) -> Result<()>;
+    /// Thaws a paused container.
+    async fn unpause(&self, id: &str) -> Result<()>;
     /// Gives a container another name (running or not).
     async fn rename(&self, id: &str, name: &str) -> Result<()>;
     /// Removes a stopped container (and its anonymous volumes).

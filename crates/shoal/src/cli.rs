@@ -70,6 +70,10 @@ pub enum Command {
     Restart(ServicesArgs),
     /// Send a signal to services' replicas.
     Kill(KillArgs),
+    /// Freeze services' replicas (drained from the balancer first).
+    Pause(ServicesArgs),
+    /// Thaw paused replicas.
+    Unpause(ServicesArgs),
     /// The projects on this engine, with their state.
     Ls(LsArgs),
     /// The images the project's replicas run.
@@ -78,6 +82,8 @@ pub enum Command {
     Exec(ExecArgs),
     /// Run a one-off container of a service (never balanced).
     Run(RunArgs),
+    /// Wait until services' replicas exit; their exit codes.
+    Wait(ServicesArgs),
 }
 
 #[derive(Args, Debug)]

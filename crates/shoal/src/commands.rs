@@ -44,10 +44,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Start(args) => lifecycle::run(&cli.global, Lifecycle::Start, args).await,
         Command::Restart(args) => lifecycle::run(&cli.global, Lifecycle::Restart, args).await,
         Command::Kill(args) => lifecycle::kill(&cli.global, args).await,
+        Command::Pause(args) => lifecycle::run(&cli.global, Lifecycle::Pause, args).await,
+        Command::Unpause(args) => lifecycle::run(&cli.global, Lifecycle::Unpause, args).await,
         Command::Ls(args) => ls::run(args).await,
         Command::Images(args) => images::run(&cli.global, args).await,
         Command::Exec(args) => exec::run(&cli.global, args).await,
         Command::Run(args) => run::run(&cli.global, args).await,
+        Command::Wait(args) => lifecycle::wait(&cli.global, args).await,
         Command::Port(args) => port::run(&cli.global, args).await,
         Command::Version(args) => {
             let v = env!("CARGO_PKG_VERSION");

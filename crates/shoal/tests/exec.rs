@@ -189,8 +189,23 @@ fn run_makes_one_off_containers_that_are_nobodys_replica() {
     assert_eq!(running, 2, "{all:?}");
     let oneoff = all.iter().find(|c| c["replica"] == 0).expect("the one-off");
     assert!(oneoff["container"].as_str().unwrap().contains("-box-run-"));
-    // Its dependencies must run, unless --no-deps; an unknown service is refused.
+    // An unknown service is refused.
     let out = p.shoal(&["run", "nope"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
+
+    // wait: until the replicas exit, with their codes (143: SIGTERM).
+    let waiting = Command::new(env!("CARGO_BIN_EXE_shoal"))
+        .args(["-p", &p.name, "wait", "box"])
+        .env("SHOAL_STATE_DIR", p.state.path())
+        .current_dir(std::env::temp_dir())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    p.ok(&["kill", "-s", "TERM", "box"]);
+    let out = waiting.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(143), "{said}");
+    assert_eq!(said.matches("exited with code 143").count(), 2, "{said}");
 }

@@ -76,6 +76,25 @@ fn restart_is_rolling_and_stop_holds_until_start() {
         get(port, "/").ok().filter(|r| r.status == 200)
     });
 
+    // Paused: drained first, frozen, not healed nor replaced; thawed, back.
+    p.ok(&["pause", "app"]);
+    assert!(states(&p).iter().all(|s| s == "paused"), "{:?}", states(&p));
+    let frozen = ids(&p);
+    let r = get(port, "/").unwrap();
+    assert_eq!(
+        r.status, 503,
+        "no replica takes requests while paused: {r:?}"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(ids(&p), frozen, "paused replicas were replaced");
+    p.ok(&["unpause", "app"]);
+    eventually(
+        Duration::from_secs(30),
+        "app answering after unpause",
+        || get(port, "/").ok().filter(|r| r.status == 200),
+    );
+    assert_eq!(ids(&p), frozen, "{}", p.ok(&["events"]));
+
     // kill: a signal through the engine; the control plane heals the replica.
     let out = p.shoal(&["kill", "-s", "NOPE", "app"]);
     assert!(!out.status.success());
@@ -120,7 +139,7 @@ fn restart_is_rolling_and_stop_holds_until_start() {
     assert!(!err.contains("panicked"), "{err}");
 
     // Unknown services change nothing.
-    for verb in ["stop", "start", "restart", "kill"] {
+    for verb in ["stop", "start", "restart", "kill", "pause", "unpause"] {
         let out = p.shoal(&[verb, "nope"]);
         assert!(!out.status.success(), "{verb}");
         let err = String::from_utf8_lossy(&out.stderr);

@@ -56,7 +56,7 @@ pub async fn run(global: &Global, args: &PsArgs) -> anyhow::Result<ExitCode> {
                 "replica": c.replica,
                 "container": c.name,
                 "id": c.id.chars().take(12).collect::<String>(),
-                "state": c.state,
+                "state": if c.paused { json!("paused") } else { json!(c.state) },
                 "health": c.health,
                 "exit_code": c.exit_code,
                 "ports": ports,
@@ -90,6 +90,7 @@ pub async fn run(global: &Global, args: &PsArgs) -> anyhow::Result<ExitCode> {
     );
     for c in &containers {
         let state = match c.state {
+            State::Running if c.paused => "paused".to_string(),
             State::Exited => format!("exited ({})", c.exit_code.unwrap_or(0)),
             s => serde_json::to_value(s)?
                 .as_str()
