@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Everything the tests need on a fresh machine with a Docker Engine, then the tests.
-# The end-to-end tests build the example's images from debian:bookworm-slim, which
-# debian-base.sh makes locally when no registry can provide it.
+# The end-to-end tests build the examples' images from debian:bookworm-slim and
+# python:3.11-slim, which debian-base.sh and python-base.sh make locally when no
+# registry can provide them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/debian-base.sh
+# examples/flask starts FROM python:3.11-slim, made from the Debian base where no
+# registry provides it.
+bash scripts/python-base.sh
 # promtool checks the metrics exposition (Debian's prometheus package).
 if ! command -v promtool >/dev/null 2>&1; then
   apt-get update -qq

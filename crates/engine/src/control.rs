@@ -72,7 +72,7 @@ pub enum Lifecycle {
     /// a rollout does (a stopped service is started first).
     Restart,
     /// Drain the running replicas, then freeze them; the service is left as it is
-    /// (not healed) while any replica is paused.
+    /// (not healed) until unpaused, across control-plane restarts.
     Pause,
     /// Thaw them; they take requests again once ready.
     Unpause,
@@ -217,6 +217,7 @@ impl ControlPlane {
             .with_revisions(revisions)
             .with_events(events);
         reconciler.set_stopped(desired.stopped.clone());
+        reconciler.set_paused(desired.paused.clone());
         // What the last control plane left under way goes on.
         let images = reconciler.image_ids(&project).await;
         reconciler.apply(project, &images, "up", true);
@@ -430,6 +431,10 @@ impl ControlPlane {
         let list = services.join(", ");
         if matches!(what, Lifecycle::Pause | Lifecycle::Unpause) {
             let pause = what == Lifecycle::Pause;
+            self.desired
+                .set_paused(&services, pause)
+                .map_err(|e| format!("cannot save the paused services: {e}"))?;
+            self.reconciler.set_paused(self.desired.paused.clone());
             self.reconciler
                 .freeze(&services, pause)
                 .await
@@ -562,6 +567,7 @@ impl ControlPlane {
                     running,
                     ready,
                     stopped: self.desired.stopped.contains(&svc.name),
+                    paused: self.desired.paused.contains(&svc.name),
                     cpu_limit: limits.cpus,
                     memory_limit: limits.memory,
                     autoscale: self.scaler.last.get(&svc.name).cloned(),

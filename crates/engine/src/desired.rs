@@ -1,6 +1,7 @@
 //! Replica counts: the one a service should run ([`desired_count`]), and those set with
-//! `shoal scale` or the autoscaler; and the services `shoal stop` stopped. Kept in the
-//! state directory (`desired.json`, `stopped.json`) so that they survive a
+//! `shoal scale` or the autoscaler; and the services `shoal stop` stopped and `shoal
+//! pause` paused. Kept in the state directory (`desired.json`, `stopped.json`,
+//! `paused.json`) so that they survive a
 //! control-plane restart. Written atomically: a temporary file renamed over the old
 //! one.
 
@@ -17,6 +18,8 @@ pub struct Desired {
     pub counts: BTreeMap<String, u32>,
     /// Services stopped by `shoal stop`, until `shoal start` or `up`.
     pub stopped: BTreeSet<String>,
+    /// Services paused by `shoal pause`, until `shoal unpause`.
+    pub paused: BTreeSet<String>,
 }
 
 impl Desired {
@@ -26,6 +29,7 @@ impl Desired {
         Ok(Desired {
             counts: read(&path)?,
             stopped: read(&state_dir.join("stopped.json"))?,
+            paused: read(&state_dir.join("paused.json"))?,
             path,
         })
     }
@@ -39,14 +43,24 @@ impl Desired {
 
     /// Marks services stopped (`stopped`) or not, and writes the file.
     pub fn set_stopped(&mut self, services: &[String], stopped: bool) -> std::io::Result<()> {
-        for s in services {
-            if stopped {
-                self.stopped.insert(s.clone());
-            } else {
-                self.stopped.remove(s);
-            }
-        }
+        mark(&mut self.stopped, services, stopped);
         write(&self.path.with_file_name("stopped.json"), &self.stopped)
+    }
+
+    /// Marks services paused (`paused`) or not, and writes the file.
+    pub fn set_paused(&mut self, services: &[String], paused: bool) -> std::io::Result<()> {
+        mark(&mut self.paused, services, paused);
+        write(&self.path.with_file_name("paused.json"), &self.paused)
+    }
+}
+
+fn mark(set: &mut BTreeSet<String>, services: &[String], on: bool) {
+    for s in services {
+        if on {
+            set.insert(s.clone());
+        } else {
+            set.remove(s);
+        }
     }
 }
 

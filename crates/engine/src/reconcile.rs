@@ -106,6 +106,9 @@ pub struct Reconciler {
     /// Services `shoal stop` stopped: their containers are stopped and kept, and
     /// nothing is started or restarted for them.
     stopped: BTreeSet<String>,
+    /// Services `shoal pause` paused: left as they are. (A replica frozen otherwise
+    /// is a hung one, and replaced.)
+    paused: BTreeSet<String>,
     /// When replicas were thawed (`shoal unpause`), by container id: the engine's
     /// health check failed while they were frozen, and is given time to pass again.
     thawed: HashMap<String, Duration>,
@@ -130,6 +133,7 @@ impl Reconciler {
             rollouts: BTreeMap::new(),
             rollbacks: BTreeMap::new(),
             stopped: BTreeSet::new(),
+            paused: BTreeSet::new(),
             thawed: HashMap::new(),
         }
     }
@@ -328,7 +332,7 @@ impl Reconciler {
                 continue;
             }
             // Paused (`shoal pause`): left as it is, frozen, until unpaused.
-            if observed.iter().any(|c| c.service == name && c.paused) {
+            if self.paused.contains(&name) {
                 continue;
             }
             if let Some(why) = self.blocked(svc, overrides, &observed) {
@@ -376,10 +380,11 @@ impl Reconciler {
         }
         // Converged: every service has its replicas ready (a one-off service that ran
         // to completion counts as done) and no rollout is under way.
-        for svc in project.services.values().filter(|s| {
-            !self.stopped.contains(&s.name)
-                && !observed.iter().any(|c| c.service == s.name && c.paused)
-        }) {
+        for svc in project
+            .services
+            .values()
+            .filter(|s| !self.stopped.contains(&s.name) && !self.paused.contains(&s.name))
+        {
             let want = desired_count(svc, overrides) as usize;
             let mine = observed.iter().filter(|c| c.service == svc.name);
             let done = mine
@@ -402,6 +407,11 @@ impl Reconciler {
     /// Which services are stopped (`shoal stop`), from now on.
     pub fn set_stopped(&mut self, stopped: BTreeSet<String>) {
         self.stopped = stopped;
+    }
+
+    /// Which services are paused (`shoal pause`), from now on.
+    pub fn set_paused(&mut self, paused: BTreeSet<String>) {
+        self.paused = paused;
     }
 
     /// Stops (drained first) the running containers of a stopped service, and keeps
@@ -792,7 +802,7 @@ impl Reconciler {
                 continue;
             }
             let (phase, reason) = match (c.state, c.health) {
-                (State::Running, _) if c.paused => {
+                (State::Running, _) if c.paused && self.paused.contains(&c.service) => {
                     (Phase::Stopped, "paused by `shoal pause`".to_string())
                 }
                 (State::Running, None) => (Phase::Ready, "running".to_string()),

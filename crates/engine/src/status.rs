@@ -111,6 +111,9 @@ pub struct ServiceStatus {
     /// Stopped by `shoal stop`, until `shoal start`.
     #[serde(default)]
     pub stopped: bool,
+    /// Paused by `shoal pause`, until `shoal unpause`.
+    #[serde(default)]
+    pub paused: bool,
     /// What the balancer counted on its published ports: requests (or TCP
     /// connections), answers by class, failures, retries, bytes, connections.
     #[serde(default)]

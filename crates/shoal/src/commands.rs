@@ -20,11 +20,11 @@ mod up;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use shoal_engine::Lifecycle;
 use shoal_runtime::{Docker, Runtime};
 use shoal_spec::{LoadError, Loaded, Options};
 
 use crate::cli::{Cli, Command, Global};
-use shoal_engine::Lifecycle;
 
 /// Runs the command line.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -144,6 +144,22 @@ pub fn since(arg: Option<&str>) -> anyhow::Result<Option<i64>> {
         anyhow::anyhow!("--since {s}: {e} (give a duration such as 10m, or a Unix time)")
     })?;
     Ok(Some(crate::logs::unix_now() - d.as_secs() as i64))
+}
+
+/// With `-p NAME` alone (no Compose file), the project must be there: containers
+/// with its label, or a control plane; else a clear error, as for a mistyped name.
+pub async fn known(
+    name: &str,
+    project: Option<&shoal_spec::Project>,
+    rt: &dyn Runtime,
+) -> anyhow::Result<()> {
+    if project.is_some() || crate::state::socket(name).exists() || !rt.list(name).await?.is_empty()
+    {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "no project `{name}` on this engine (no container carries its label)\n  hint: `shoal ls -a` lists the projects there are"
+    )
 }
 
 /// Says there is no control plane, and how to start one.

@@ -18,6 +18,7 @@ pub async fn run(global: &Global, args: &ExecArgs) -> anyhow::Result<ExitCode> {
         super::check_services(p, std::iter::once(&args.service))?;
     }
     let rt = super::engine().await?;
+    super::known(&name, project.as_ref(), rt.as_ref()).await?;
     let running: Vec<ContainerInfo> = rt
         .list(&name)
         .await?

@@ -13,6 +13,7 @@ pub async fn run(global: &Global, args: &ImagesArgs) -> anyhow::Result<ExitCode>
         super::check_services(p, &args.services)?;
     }
     let rt = super::engine().await?;
+    super::known(&name, project.as_ref(), rt.as_ref()).await?;
     let mut rows = Vec::new();
     for c in rt.list(&name).await? {
         if !args.services.is_empty() && !args.services.contains(&c.service) {

@@ -48,6 +48,7 @@ pub async fn run(
         super::check_services(p, &args.services)?;
     }
     let rt = super::engine().await?;
+    super::known(&name, project.as_ref(), rt.as_ref()).await?;
     let Some(client) = Client::connect(&crate::state::socket(&name)).await else {
         if matches!(action, Lifecycle::Start | Lifecycle::Restart) {
             return Err(super::no_control_plane(&name));
@@ -121,6 +122,7 @@ pub async fn kill(global: &Global, args: &KillArgs) -> anyhow::Result<ExitCode> 
     }
     let signal = signal(&args.signal)?;
     let rt = super::engine().await?;
+    super::known(&name, project.as_ref(), rt.as_ref()).await?;
     let running: Vec<ContainerInfo> = containers(rt.as_ref(), &name, &args.services)
         .await?
         .into_iter()
@@ -145,6 +147,7 @@ pub async fn wait(global: &Global, args: &ServicesArgs) -> anyhow::Result<ExitCo
         super::check_services(p, &args.services)?;
     }
     let rt = super::engine().await?;
+    super::known(&name, project.as_ref(), rt.as_ref()).await?;
     let running: Vec<ContainerInfo> = containers(rt.as_ref(), &name, &args.services)
         .await?
         .into_iter()

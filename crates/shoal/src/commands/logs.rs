@@ -14,6 +14,7 @@ pub async fn run(global: &Global, args: &LogsArgs) -> anyhow::Result<ExitCode> {
     }
     let since = super::since(args.since.as_deref())?;
     let rt = super::engine().await?;
+    super::known(&name, project.as_ref(), rt.as_ref()).await?;
     let containers: Vec<_> = rt
         .list(&name)
         .await?

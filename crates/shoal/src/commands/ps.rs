@@ -14,6 +14,7 @@ pub async fn run(global: &Global, args: &PsArgs) -> anyhow::Result<ExitCode> {
     // alone, so they are left out).
     let (name, project, _) = super::project_or_name(global)?;
     let rt = super::engine().await?;
+    super::known(&name, project.as_ref(), rt.as_ref()).await?;
     let containers = rt.list(&name).await?;
     let control = match Client::connect(&crate::state::socket(&name)).await {
         Some(c) => c.status().await.ok(),
@@ -163,6 +164,9 @@ pub async fn run(global: &Global, args: &PsArgs) -> anyhow::Result<ExitCode> {
         }
         for (name, _) in s.services.iter().filter(|(_, v)| v.stopped) {
             println!("stopped: {name} (`shoal start {name}` starts it again)");
+        }
+        for (name, _) in s.services.iter().filter(|(_, v)| v.paused) {
+            println!("paused: {name} (`shoal unpause {name}` thaws it)");
         }
         for w in &s.waiting {
             println!("waiting: {w}");

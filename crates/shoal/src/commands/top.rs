@@ -14,6 +14,7 @@ pub async fn run(global: &Global, args: &TopArgs) -> anyhow::Result<ExitCode> {
         super::check_services(p, &args.services)?;
     }
     let rt = super::engine().await?;
+    super::known(&name, project.as_ref(), rt.as_ref()).await?;
     let mut containers: Vec<_> = rt
         .list(&name)
         .await?
