@@ -138,6 +138,24 @@ fn restart_is_rolling_and_stop_holds_until_start() {
     let err = String::from_utf8_lossy(&piped.stderr);
     assert!(!err.contains("panicked"), "{err}");
 
+    // An unknown project, named alone, is a clear error for every verb.
+    let ghost = common::Project::new("ghost", p.file.clone());
+    for verb in [
+        &["ps"][..],
+        &["logs"],
+        &["stop"],
+        &["images"],
+        &["exec", "app", "true"],
+    ] {
+        let out = ghost.by_name(verb);
+        assert!(!out.status.success(), "{verb:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("no project `e2e-ghost-") && err.contains("shoal ls -a"),
+            "{verb:?}: {err}"
+        );
+    }
+
     // Unknown services change nothing.
     for verb in ["stop", "start", "restart", "kill", "pause", "unpause"] {
         let out = p.shoal(&[verb, "nope"]);
