@@ -230,6 +230,7 @@ impl ControlPlane {
         let (status_tx, status_rx) = watch::channel(Status {
             project: project.name.clone(),
             pid: std::process::id(),
+            ports: Routes::ports(&project),
             metrics: metrics_listener
                 .as_ref()
                 .and_then(|l| l.local_addr().ok())

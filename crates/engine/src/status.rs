@@ -54,6 +54,10 @@ pub struct Status {
     /// Where `/metrics` is served, if it is.
     #[serde(default)]
     pub metrics: Option<String>,
+    /// The published ports the balancer listens on: (service, host address, port in
+    /// the container), for `shoal port` with the project's name alone.
+    #[serde(default)]
+    pub ports: Vec<(String, String, u16)>,
     /// Per service: its revision and last rollout.
     #[serde(default)]
     pub rollouts: BTreeMap<String, RolloutStatus>,

@@ -145,6 +145,8 @@ fn restart_is_rolling_and_stop_holds_until_start() {
         &["logs"],
         &["stop"],
         &["images"],
+        &["events"],
+        &["port", "app", "8080"],
         &["exec", "app", "true"],
     ] {
         let out = ghost.by_name(verb);

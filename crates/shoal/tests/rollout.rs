@@ -505,9 +505,14 @@ fn ps_logs_events_and_top_work_with_the_project_name_alone() {
         top.contains(&format!("{}-app-1\nUID", p.name)) && top.contains("/testkit"),
         "{top}"
     );
-    // The published address of a container port (this one needs the file).
+    // The published address of a container port, from the file or, with the name
+    // alone, from the running control plane.
     assert_eq!(
         p.ok(&["port", "app", "8080"]).trim(),
+        format!("0.0.0.0:{port}")
+    );
+    assert_eq!(
+        alone(&["port", "app", "8080"]).trim(),
         format!("0.0.0.0:{port}")
     );
     let out = p.shoal(&["port", "app", "9000"]);

@@ -12,7 +12,11 @@ use shoal_engine::event::{read, Record};
 use crate::cli::{EventsArgs, Global};
 
 pub async fn run(global: &Global, args: &EventsArgs) -> anyhow::Result<ExitCode> {
-    let (name, _) = super::project_name(global)?;
+    let (name, project, _) = super::project_or_name(global)?;
+    if project.is_none() && !crate::state::dir(&name).exists() {
+        let rt = super::engine().await?;
+        super::known(&name, None, rt.as_ref()).await?;
+    }
     let since = super::since(args.since.as_deref())?.map(|s| s as f64);
     let path = crate::state::dir(&name).join("events.jsonl");
     let wanted = |r: &Record| {
