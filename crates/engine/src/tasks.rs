@@ -42,6 +42,28 @@ pub struct Tasks {
     handles: Vec<tokio::task::JoinHandle<()>>,
 }
 
+/// What is done to a container that stays (not removed).
+#[derive(Clone, Copy, Debug)]
+enum InPlace {
+    Restart,
+    Stop,
+    Start,
+    Pause,
+    Unpause,
+}
+
+impl InPlace {
+    fn word(self) -> &'static str {
+        match self {
+            InPlace::Restart => "restart",
+            InPlace::Stop => "stop",
+            InPlace::Start => "start",
+            InPlace::Pause => "pause",
+            InPlace::Unpause => "unpause",
+        }
+    }
+}
+
 /// A container to drain, stop and remove, with its grace period.
 pub type Leaving = (ContainerInfo, Duration);
 
@@ -117,12 +139,12 @@ impl Tasks {
 
     /// Drains and stops `containers`, then starts each again (the same container).
     pub async fn restart(&mut self, containers: Vec<Leaving>) -> Result<(), Error> {
-        self.in_place(containers, true, true).await
+        self.in_place(containers, InPlace::Restart).await
     }
 
     /// Drains and stops `containers`, and keeps them (`shoal stop`).
     pub async fn halt(&mut self, containers: Vec<Leaving>) -> Result<(), Error> {
-        self.in_place(containers, true, false).await
+        self.in_place(containers, InPlace::Stop).await
     }
 
     /// Starts `containers` again, the same containers (`shoal start`).
@@ -131,7 +153,7 @@ impl Tasks {
             .into_iter()
             .map(|c| (c, Duration::ZERO))
             .collect();
-        self.in_place(containers, false, true).await
+        self.in_place(containers, InPlace::Start).await
     }
 
     /// Freezes `containers` (drained first), or thaws them.
@@ -140,48 +162,21 @@ impl Tasks {
         containers: Vec<ContainerInfo>,
         pause: bool,
     ) -> Result<(), Error> {
-        if containers.is_empty() {
-            return Ok(());
-        }
-        self.hand()
-            .restarting
-            .extend(containers.iter().map(|c| c.id.clone()));
-        let (rt, routes, hand) = (self.rt.clone(), self.routes.clone(), self.hand.clone());
-        let work = async move {
-            let mut errors = Vec::new();
-            for c in &containers {
-                let done = if pause {
-                    if let Some(routes) = &routes {
-                        routes.drain(c).await;
-                    }
-                    rt.pause(&c.id).await
-                } else {
-                    rt.unpause(&c.id).await
-                };
-                if let Some(routes) = &routes {
-                    routes.forget(c);
-                }
-                if let Err(e) = done {
-                    let what = if pause { "pause" } else { "unpause" };
-                    errors.push((format!("{what} {}", c.name), e));
-                }
-            }
-            let mut h = hand.lock().expect("not poisoned");
-            for c in &containers {
-                h.restarting.remove(&c.id);
-            }
-            errors
+        let op = if pause {
+            InPlace::Pause
+        } else {
+            InPlace::Unpause
         };
-        self.finish(work).await
+        let containers = containers
+            .into_iter()
+            .map(|c| (c, Duration::ZERO))
+            .collect();
+        self.in_place(containers, op).await
     }
 
-    /// Stops (drained first) and/or starts each of `containers` in turn.
-    async fn in_place(
-        &mut self,
-        containers: Vec<Leaving>,
-        stop: bool,
-        start: bool,
-    ) -> Result<(), Error> {
+    /// Does `op` to each of `containers` in turn, draining it first when `op` takes
+    /// it out of service.
+    async fn in_place(&mut self, containers: Vec<Leaving>, op: InPlace) -> Result<(), Error> {
         if containers.is_empty() {
             return Ok(());
         }
@@ -192,26 +187,25 @@ impl Tasks {
         let work = async move {
             let mut errors = Vec::new();
             for (c, grace) in &containers {
-                let mut done = Ok(());
-                if stop {
-                    if let Some(routes) = &routes {
-                        routes.drain(c).await;
-                    }
-                    done = rt.stop(&c.id, *grace).await;
+                let drains = matches!(op, InPlace::Restart | InPlace::Stop | InPlace::Pause);
+                if let (true, Some(routes)) = (drains, &routes) {
+                    routes.drain(c).await;
                 }
-                if start && done.is_ok() {
-                    done = rt.start(&c.id).await;
-                }
+                let done = match op {
+                    InPlace::Restart => match rt.stop(&c.id, *grace).await {
+                        Ok(()) => rt.start(&c.id).await,
+                        Err(e) => Err(e),
+                    },
+                    InPlace::Stop => rt.stop(&c.id, *grace).await,
+                    InPlace::Start => rt.start(&c.id).await,
+                    InPlace::Pause => rt.pause(&c.id).await,
+                    InPlace::Unpause => rt.unpause(&c.id).await,
+                };
                 if let Some(routes) = &routes {
                     routes.forget(c);
                 }
                 if let Err(e) = done {
-                    let what = match (stop, start) {
-                        (true, true) => "restart",
-                        (true, false) => "stop",
-                        _ => "start",
-                    };
-                    errors.push((format!("{what} {}", c.name), e));
+                    errors.push((format!("{} {}", op.word(), c.name), e));
                 }
             }
             let mut h = hand.lock().expect("not poisoned");

@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::{get, Project};
+use common::get;
 
 #[test]
 fn the_articles_flask_example_answers_from_every_replica() {
@@ -19,10 +19,7 @@ fn the_articles_flask_example_answers_from_every_replica() {
         .expect("bash");
     assert!(made.success(), "scripts/python-base.sh failed");
 
-    let mut p = Project::new("flask", common::root().join("examples/flask/compose.yaml"));
-    let port = common::free_port();
-    p.env.insert("FLASK_PORT".into(), port.to_string());
-    p.images = vec![format!("{}-web", p.name), format!("{}-db", p.name)];
+    let (p, port) = common::example("flask", "flask", "FLASK_PORT");
     let up = p.shoal(&["up", "-d"]);
     assert!(
         up.status.success(),

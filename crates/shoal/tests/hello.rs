@@ -41,10 +41,7 @@ fn replicas_of_web(p: &Project) -> Vec<serde_json::Value> {
 
 #[test]
 fn hello_example_end_to_end() {
-    let mut p = Project::new("hello", common::root().join("examples/hello/compose.yaml"));
-    let port = common::free_port();
-    p.env.insert("HELLO_PORT".into(), port.to_string());
-    p.images = vec![format!("{}-web", p.name), format!("{}-db", p.name)];
+    let (p, port) = common::example("hello", "hello", "HELLO_PORT");
 
     let up = p.shoal(&["up", "-d"]);
     assert!(

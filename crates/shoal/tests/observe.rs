@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::prometheus::Prometheus;
-use common::{eventually, free_port, KeepAlive, Load, Project};
+use common::{eventually, free_port, KeepAlive, Load};
 
 /// A tmux server of its own with one 80x24 window running bash; killed when dropped.
 struct Tmux {
@@ -106,14 +106,8 @@ fn sum(text: &str, family: &str, labels: &str) -> f64 {
 
 #[test]
 fn the_example_observed_by_prometheus_and_the_dashboard() {
-    let mut p = Project::new(
-        "observe",
-        common::root().join("examples/hello/compose.yaml"),
-    );
-    let port = free_port();
+    let (p, port) = common::example("observe", "hello", "HELLO_PORT");
     let metrics = free_port();
-    p.env.insert("HELLO_PORT".into(), port.to_string());
-    p.images = vec![format!("{}-web", p.name), format!("{}-db", p.name)];
     p.ok(&["up", "-d", "--metrics", &format!("127.0.0.1:{metrics}")]);
     let prom = Prometheus::start(metrics);
 

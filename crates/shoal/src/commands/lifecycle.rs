@@ -116,21 +116,8 @@ fn done_word(action: Lifecycle) -> &'static str {
 }
 
 pub async fn kill(global: &Global, args: &KillArgs) -> anyhow::Result<ExitCode> {
-    let (name, project, _) = super::project_or_name(global)?;
-    if let Some(p) = &project {
-        super::check_services(p, &args.services)?;
-    }
     let signal = signal(&args.signal)?;
-    let rt = super::engine().await?;
-    super::known(&name, project.as_ref(), rt.as_ref()).await?;
-    let running: Vec<ContainerInfo> = containers(rt.as_ref(), &name, &args.services)
-        .await?
-        .into_iter()
-        .filter(|c| c.state == State::Running)
-        .collect();
-    if running.is_empty() {
-        anyhow::bail!("no running replica to signal in project {name}");
-    }
+    let (rt, running) = running(global, &args.services, "signal").await?;
     for c in &running {
         rt.kill(&c.id, &signal).await?;
         eprintln!("{}: sent {signal}", c.name);
@@ -142,20 +129,7 @@ pub async fn kill(global: &Global, args: &KillArgs) -> anyhow::Result<ExitCode> 
 /// replica the control plane restarts counts by its first exit), printing each exit
 /// code, as `docker compose wait` does. The exit code is the first non-zero one.
 pub async fn wait(global: &Global, args: &ServicesArgs) -> anyhow::Result<ExitCode> {
-    let (name, project, _) = super::project_or_name(global)?;
-    if let Some(p) = &project {
-        super::check_services(p, &args.services)?;
-    }
-    let rt = super::engine().await?;
-    super::known(&name, project.as_ref(), rt.as_ref()).await?;
-    let running: Vec<ContainerInfo> = containers(rt.as_ref(), &name, &args.services)
-        .await?
-        .into_iter()
-        .filter(|c| c.state == State::Running)
-        .collect();
-    if running.is_empty() {
-        anyhow::bail!("no running replica to wait for in project {name}");
-    }
+    let (rt, running) = running(global, &args.services, "wait for").await?;
     let waits = running.iter().map(|c| {
         let rt = rt.clone();
         async move { (c, rt.wait(&c.id).await) }
@@ -172,6 +146,30 @@ pub async fn wait(global: &Global, args: &ServicesArgs) -> anyhow::Result<ExitCo
     Ok(ExitCode::from(
         first_failure.unwrap_or(0).clamp(0, 255) as u8
     ))
+}
+
+/// The engine, and the running replicas of `services` of the project named; an
+/// error when there is none to `what`.
+async fn running(
+    global: &Global,
+    services: &[String],
+    what: &str,
+) -> anyhow::Result<(std::sync::Arc<dyn Runtime>, Vec<ContainerInfo>)> {
+    let (name, project, _) = super::project_or_name(global)?;
+    if let Some(p) = &project {
+        super::check_services(p, services)?;
+    }
+    let rt = super::engine().await?;
+    super::known(&name, project.as_ref(), rt.as_ref()).await?;
+    let running: Vec<ContainerInfo> = containers(rt.as_ref(), &name, services)
+        .await?
+        .into_iter()
+        .filter(|c| c.state == State::Running)
+        .collect();
+    if running.is_empty() {
+        anyhow::bail!("no running replica to {what} in project {name}");
+    }
+    Ok((rt, running))
 }
 
 /// A signal's name as the engine takes it (`SIGHUP`), from `HUP`, `sighup`, `SIGHUP` or

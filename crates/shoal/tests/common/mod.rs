@@ -267,6 +267,16 @@ pub fn testkit_up(tag: &str, replicas: u32, extra: &str) -> (Project, u16) {
     (p, port)
 }
 
+/// One of `examples/` (its web and db images removed at the end), its published
+/// port set through `port_var` to a free one; with that port. Not started.
+pub fn example(tag: &str, dir: &str, port_var: &str) -> (Project, u16) {
+    let mut p = Project::new(tag, root().join("examples").join(dir).join("compose.yaml"));
+    let port = free_port();
+    p.env.insert(port_var.into(), port.to_string());
+    p.images = vec![format!("{}-web", p.name), format!("{}-db", p.name)];
+    (p, port)
+}
+
 /// A project over a compose file written from `yaml` in a fresh directory.
 pub fn project_from(tag: &str, yaml: &str) -> Project {
     let dir = tempfile::tempdir().unwrap();
