@@ -43,7 +43,7 @@ pub enum Command {
     Apply(Box<Project>, oneshot::Sender<Result<Vec<String>, String>>),
     /// `shoal rollout undo|pause|resume`.
     Rollout(RolloutCommand, oneshot::Sender<Result<String, String>>),
-    /// `shoal stop|start|restart [SVC...]` (none: every service).
+    /// `shoal stop|start|restart|pause|unpause [SVC...]` (none: every service).
     Lifecycle(
         Lifecycle,
         Vec<String>,
@@ -59,7 +59,7 @@ pub enum Command {
     },
 }
 
-/// What `shoal stop`, `start` and `restart` ask.
+/// What `shoal stop`, `start`, `restart`, `pause` and `unpause` ask.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Lifecycle {

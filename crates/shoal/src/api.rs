@@ -8,7 +8,7 @@
 //! - `POST /rollout` with `{"action": "undo", "service": "web", "to": 2}` (or `pause`,
 //!   `resume`).
 //! - `POST /lifecycle` with `{"action": "stop", "services": ["web"]}` (or `start`,
-//!   `restart`; no services: all).
+//!   `restart`, `pause`, `unpause`; no services: all).
 //! - `POST /shutdown` with `{"remove": true, "volumes": false}`: stop (as `down`).
 
 use std::collections::BTreeMap;
@@ -130,7 +130,7 @@ async fn route(
             let (Ok(action), Ok(services)) = (action, services) else {
                 return reply(
                     StatusCode::BAD_REQUEST,
-                    json!({"error": "expected {\"action\": \"stop\"|\"start\"|\"restart\", \"services\": [...]}"}),
+                    json!({"error": "expected {\"action\": \"stop\"|\"start\"|\"restart\"|\"pause\"|\"unpause\", \"services\": [...]}"}),
                 );
             };
             match ask(&handle, |tx| Command::Lifecycle(action, services, tx)).await {
