@@ -12,9 +12,13 @@ pub fn duration(s: &str) -> Result<Duration, String> {
     if s.is_empty() {
         return Err("empty duration".into());
     }
+    // What a Duration cannot hold is refused, not a panic (found by the fuzzer).
+    let fits = |secs: f64| {
+        Duration::try_from_secs_f64(secs).map_err(|_| format!("`{s}` is too long a duration"))
+    };
     if let Ok(secs) = s.parse::<f64>() {
         if secs >= 0.0 && secs.is_finite() {
-            return Ok(Duration::from_secs_f64(secs));
+            return fits(secs);
         }
     }
     let mut total = 0f64;
@@ -46,7 +50,7 @@ pub fn duration(s: &str) -> Result<Duration, String> {
         total += n * scale;
         rest = &rest[unit_len..];
     }
-    Ok(Duration::from_secs_f64(total))
+    fits(total)
 }
 
 /// Parses a byte size: `512m`, `1.5GB`, `2g`, `1024` (bytes). Units are powers of 1024,

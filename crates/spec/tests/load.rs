@@ -569,3 +569,13 @@ fn the_legacy_format_is_named_and_an_empty_restart_is_no() {
     )]);
     assert_eq!(loaded.project.services["web"].restart, Some(Restart::No));
 }
+
+#[test]
+fn a_duration_too_long_for_any_clock_is_a_located_error() {
+    // Found by tests/fuzz.rs: this used to panic inside Duration.
+    let e = one_error(
+        "services:\n  web:\n    image: x\n    healthcheck:\n      test: [\"CMD\", \"true\"]\n      timeout: 99999999999999999999910s\n",
+    );
+    assert_eq!(at(&e).0, 6, "{e}");
+    assert!(e.message.contains("too long a duration"), "{e}");
+}
