@@ -3,7 +3,6 @@
 //! (`shoal-scale`) for a replica count.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -136,24 +135,7 @@ impl Scaler {
                 .iter()
                 .filter(|c| &c.service == name && ready(c))
                 .count() as u32;
-            let routes = self.routes.of(name);
-            let mut snap = Snapshot::default();
-            let mut in_flight = 0u64;
-            for r in &routes {
-                let s = r.stats.snapshot();
-                snap.arrivals += s.arrivals;
-                snap.requests += s.requests;
-                snap.failures += s.failures;
-                for (d, v) in snap.latency.iter_mut().zip(s.latency) {
-                    *d += v;
-                }
-                in_flight += r
-                    .backends
-                    .endpoints()
-                    .iter()
-                    .map(|e| u64::from(e.in_flight.load(Ordering::Relaxed)))
-                    .sum::<u64>();
-            }
+            let (snap, in_flight) = self.routes.service(name);
             let metric = entry.policy.config().metric.clone();
             let total = match metric.as_str() {
                 "concurrency" => Some(in_flight as f64),

@@ -218,16 +218,21 @@ impl Routes {
         total
     }
 
-    /// Every replica the last pass saw, of any service, less those leaving: what the
-    /// metrics have series for.
-    pub fn present(&self) -> HashSet<(String, u32)> {
-        let observed = self.observed.lock().expect("not poisoned");
-        let leaving = self.leaving.lock().expect("not poisoned");
-        observed
-            .iter()
-            .filter(|c| !leaving.contains(&c.id))
-            .map(|c| (c.service.clone(), c.replica))
-            .collect()
+    /// What the balancer counted over `service`'s published ports, and its requests
+    /// in flight now.
+    pub fn service(&self, service: &str) -> (Snapshot, u64) {
+        let mut total = Snapshot::default();
+        let mut in_flight = 0u64;
+        for route in self.of(service) {
+            total.add(&route.stats.snapshot());
+            in_flight += route
+                .backends
+                .endpoints()
+                .iter()
+                .map(|e| u64::from(e.in_flight.load(std::sync::atomic::Ordering::Relaxed)))
+                .sum::<u64>();
+        }
+        (total, in_flight)
     }
 
     /// Each replica of `service` the last pass saw (those leaving left out), with

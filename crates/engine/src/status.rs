@@ -173,19 +173,7 @@ impl Observer {
     pub fn snapshot(&self) -> Status {
         let mut status = self.status.borrow().clone();
         for (name, svc) in status.services.iter_mut() {
-            let mut traffic = Snapshot::default();
-            let mut in_flight = 0;
-            for route in self.routes.of(name) {
-                traffic.add(&route.stats.snapshot());
-                in_flight += route
-                    .backends
-                    .endpoints()
-                    .iter()
-                    .map(|e| u64::from(e.in_flight.load(std::sync::atomic::Ordering::Relaxed)))
-                    .sum::<u64>();
-            }
-            svc.traffic = traffic;
-            svc.in_flight = in_flight;
+            (svc.traffic, svc.in_flight) = self.routes.service(name);
         }
         let mut balanced: BTreeMap<(String, u32), (Snapshot, u64)> = BTreeMap::new();
         for name in status.services.keys() {

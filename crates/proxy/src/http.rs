@@ -28,10 +28,10 @@ use crate::endpoint::Endpoint;
 use crate::error::{Origin, ProxyError};
 use crate::framing::Inspect;
 use crate::metrics::{Counted, Stats};
+use crate::upstream::{self, ConnectError, Failure, Outgoing};
 
 /// A client connection, its bytes counted.
 pub type Client = Counted<TcpStream>;
-use crate::upstream::{self, ConnectError, Failure, Outgoing};
 
 /// Request bodies up to this size are read before forwarding, so that they can be
 /// replayed on another replica and so that a malformed one never reaches a replica;

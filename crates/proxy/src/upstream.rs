@@ -91,10 +91,7 @@ pub enum ConnectError {
 /// Opens a connection to the replica `ep`, counted in its stats (opened, open, or
 /// failed).
 pub async fn connect(ep: &Endpoint, timeout: Duration) -> Result<Conn, ConnectError> {
-    let io = match open(ep, timeout).await {
-        Ok(s) => s,
-        Err(e) => return Err(e),
-    };
+    let io = open(ep, timeout).await?;
     Ok(Conn {
         open: ep.stats.connect(),
         io,

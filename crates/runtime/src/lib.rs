@@ -119,6 +119,17 @@ pub enum Health {
     Unhealthy,
 }
 
+impl Health {
+    /// Its name, as the engine says it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Health::Starting => "starting",
+            Health::Healthy => "healthy",
+            Health::Unhealthy => "unhealthy",
+        }
+    }
+}
+
 /// What shoal knows of a container it reads back from the engine.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct ContainerInfo {

@@ -98,12 +98,7 @@ pub async fn run(global: &Global, args: &PsArgs) -> anyhow::Result<ExitCode> {
                 .unwrap_or_default()
                 .to_string(),
         };
-        let health = match c.health {
-            Some(Health::Healthy) => "healthy",
-            Some(Health::Unhealthy) => "unhealthy",
-            Some(Health::Starting) => "starting",
-            None => "-",
-        };
+        let health = c.health.map_or("-", Health::name);
         let row = rows
             .iter()
             .find(|r| r["container"] == c.name.as_str())

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crossterm::event::{Event, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use futures_util::StreamExt;
-use shoal_runtime::{LogOptions, Runtime};
+use shoal_runtime::{Health, LogOptions, Runtime};
 
 use crate::api::Client;
 use crate::cli::Global;
@@ -290,12 +290,7 @@ async fn refresh(app: &mut App, started: Instant, client: &Client, rt: &dyn Runt
         app.health = list
             .into_iter()
             .map(|c| {
-                let health = c.health.map_or("-".to_string(), |h| {
-                    serde_json::to_value(h)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_default()
-                });
+                let health = c.health.map_or("-", Health::name).to_string();
                 ((c.service, c.replica), health)
             })
             .collect();

@@ -175,10 +175,7 @@ impl History {
                 let d = t.since(&replica_traffic(then, r));
                 ReplicaRow {
                     replica: r.replica,
-                    phase: serde_json::to_value(r.record.phase)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_default(),
+                    phase: shoal_engine::event::phase_name(r.record.phase).to_string(),
                     reason: r.record.reason.clone(),
                     restarts: r.record.restarts,
                     rps: rate(d.requests, secs),
