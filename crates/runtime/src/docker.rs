@@ -777,6 +777,10 @@ fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
                 MountKind::Volume => MountType::VOLUME,
                 MountKind::Bind => MountType::BIND,
                 MountKind::Tmpfs => MountType::TMPFS,
+                // The engine says whether it supports these.
+                MountKind::Image => MountType::IMAGE,
+                MountKind::Cluster => MountType::CLUSTER,
+                MountKind::Npipe => MountType::NPIPE,
             }),
             read_only: Some(m.read_only),
             tmpfs_options: (m.kind == MountKind::Tmpfs).then(MountTmpfsOptions::default),

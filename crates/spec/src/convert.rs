@@ -49,8 +49,9 @@ impl Cx<'_> {
         self.error(node, path, message);
     }
 
-    /// The entries of a mapping whose keys must be among `known` (or start with `x-`).
-    /// Reports unknown keys with the closest known one.
+    /// The entries of a mapping whose keys must be among `known` (or start with `x-`),
+    /// for shoal's own `x-shoal` sections. Reports unknown keys with the closest known
+    /// one.
     pub fn fields<'n>(
         &mut self,
         node: &'n Node,
@@ -77,6 +78,19 @@ impl Cx<'_> {
             self.errors.push(e);
         }
         Some(entries)
+    }
+
+    /// The entries of a mapping of the specification (null is empty): its keys were
+    /// checked with its shape.
+    pub fn entries<'n>(&mut self, node: &'n Node, path: &str) -> Option<&'n [(Key, Node)]> {
+        if node.is_null() {
+            return Some(&[]);
+        }
+        let entries = node.as_map();
+        if entries.is_none() {
+            self.expected(node, path, "a mapping");
+        }
+        entries
     }
 
     /// A non-null scalar as text.
@@ -255,31 +269,16 @@ impl Cx<'_> {
         };
         for (k, v) in entries {
             let path = join("networks", &k.name);
-            let Some(fields) = self.fields(
-                v,
-                &path,
-                &[
-                    "driver",
-                    "driver_opts",
-                    "external",
-                    "internal",
-                    "ipam",
-                    "labels",
-                    "name",
-                    "attachable",
-                    "enable_ipv4",
-                    "enable_ipv6",
-                ],
-            ) else {
+            let Some(fields) = self.entries(v, &path) else {
                 continue;
             };
             let mut net = Network::default();
-            let mut name = None;
+            let (mut name, mut ext_name) = (None, None);
             for (fk, fv) in fields {
                 let fpath = join(&path, &fk.name);
                 match fk.name.as_str() {
                     "name" => name = self.string(fv, &fpath),
-                    "external" => net.external = self.external(fv, &fpath, &mut name),
+                    "external" => net.external = self.external(fv, &fpath, &mut ext_name),
                     "driver" => net.driver = self.string(fv, &fpath),
                     "internal" => net.internal = self.bool(fv, &fpath).unwrap_or(false),
                     "labels" => net.labels = self.labels(fv, &fpath),
@@ -289,6 +288,8 @@ impl Cx<'_> {
                     }
                 }
             }
+            self.external_conflicts(v, &path, net.external);
+            let name = self.either_name(v, &path, name, ext_name);
             net.name = self.object_name(&k.name, name, net.external);
             out.insert(k.name.clone(), net);
         }
@@ -307,26 +308,24 @@ impl Cx<'_> {
         };
         for (k, v) in entries {
             let path = join("volumes", &k.name);
-            let Some(fields) = self.fields(
-                v,
-                &path,
-                &["driver", "driver_opts", "external", "labels", "name"],
-            ) else {
+            let Some(fields) = self.entries(v, &path) else {
                 continue;
             };
             let mut vol = Volume::default();
-            let mut name = None;
+            let (mut name, mut ext_name) = (None, None);
             for (fk, fv) in fields {
                 let fpath = join(&path, &fk.name);
                 match fk.name.as_str() {
                     "name" => name = self.string(fv, &fpath),
-                    "external" => vol.external = self.external(fv, &fpath, &mut name),
+                    "external" => vol.external = self.external(fv, &fpath, &mut ext_name),
                     "driver" => vol.driver = self.string(fv, &fpath),
                     "driver_opts" => vol.driver_opts = self.labels(fv, &fpath),
                     "labels" => vol.labels = self.labels(fv, &fpath),
                     _ => {}
                 }
             }
+            self.external_conflicts(v, &path, vol.external);
+            let name = self.either_name(v, &path, name, ext_name);
             vol.name = self.object_name(&k.name, name, vol.external);
             out.insert(k.name.clone(), vol);
         }
@@ -347,40 +346,18 @@ impl Cx<'_> {
             self.expected(node, kind, "a mapping");
             return out;
         };
-        let known: &[&str] = if kind == "configs" {
-            &[
-                "file",
-                "content",
-                "environment",
-                "external",
-                "name",
-                "labels",
-                "template_driver",
-            ]
-        } else {
-            &[
-                "file",
-                "environment",
-                "external",
-                "name",
-                "labels",
-                "driver",
-                "driver_opts",
-                "template_driver",
-            ]
-        };
         for (k, v) in entries {
             let path = join(kind, &k.name);
-            let Some(fields) = self.fields(v, &path, known) else {
+            let Some(fields) = self.entries(v, &path) else {
                 continue;
             };
             let mut obj = FileObject::default();
-            let mut name = None;
+            let (mut name, mut ext_name) = (None, None);
             for (fk, fv) in fields {
                 let fpath = join(&path, &fk.name);
                 match fk.name.as_str() {
                     "name" => name = self.string(fv, &fpath),
-                    "external" => obj.external = self.external(fv, &fpath, &mut name),
+                    "external" => obj.external = self.external(fv, &fpath, &mut ext_name),
                     "file" => {
                         obj.file = self
                             .string(fv, &fpath)
@@ -391,11 +368,24 @@ impl Cx<'_> {
                     _ => {}
                 }
             }
-            if !obj.external
-                && obj.file.is_none()
-                && obj.content.is_none()
-                && obj.environment.is_none()
-            {
+            let sources = [&obj.file, &obj.content, &obj.environment]
+                .iter()
+                .filter(|s| s.is_some())
+                .count();
+            let driver = v.get("driver").and_then(Node::as_str);
+            if sources > 1 {
+                self.error_hint(
+                    v,
+                    &path,
+                    format!("{kind} `{}` has more than one source", k.name),
+                    "`file`, `environment` and `content` exclude each other: keep one",
+                );
+            } else if let (0, Some(driver)) = (sources, driver) {
+                self.warnings.push(format!(
+                    "{kind} `{}` comes from driver `{driver}`, which shoal does not run: it is not mounted",
+                    k.name
+                ));
+            } else if sources == 0 && !obj.external {
                 self.error_hint(
                     v,
                     &path,
@@ -409,6 +399,7 @@ impl Cx<'_> {
                         + " or `external: true`",
                 );
             }
+            let name = self.either_name(v, &path, name, ext_name);
             obj.name = self.object_name(&k.name, name, obj.external);
             out.insert(k.name.clone(), obj);
         }
@@ -422,6 +413,46 @@ impl Cx<'_> {
             return true;
         }
         self.bool(node, path).unwrap_or(false)
+    }
+
+    /// The object's name from `name:` and the legacy `external.name`, which must agree.
+    fn either_name(
+        &mut self,
+        node: &Node,
+        path: &str,
+        name: Option<String>,
+        external: Option<String>,
+    ) -> Option<String> {
+        match (name, external) {
+            (Some(mine), Some(theirs)) if mine != theirs => {
+                let at = node.get("external").unwrap_or(node);
+                self.error_hint(
+                    at,
+                    &join(path, "external"),
+                    format!("`external.name` is `{theirs}` but `name` is `{mine}`"),
+                    "write only `name:` beside `external: true`",
+                );
+                Some(mine)
+            }
+            (name, external) => name.or(external),
+        }
+    }
+
+    /// An external network or volume is made elsewhere: nothing here may say how.
+    fn external_conflicts(&mut self, node: &Node, path: &str, external: bool) {
+        if !external {
+            return;
+        }
+        for key in ["driver", "driver_opts", "labels"] {
+            if let Some(v) = node.get(key) {
+                self.error_hint(
+                    v,
+                    &join(path, key),
+                    format!("`{key}` cannot be set on an external object"),
+                    format!("remove `{key}`, or `external: true` to let shoal create it"),
+                );
+            }
+        }
     }
 
     fn object_name(&self, key: &str, name: Option<String>, external: bool) -> String {

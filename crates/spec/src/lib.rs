@@ -29,12 +29,12 @@ pub mod yaml;
 mod convert;
 mod merge;
 mod service;
+mod shape;
 mod validate;
 
 pub use error::{LoadError, SpecError};
 pub use load::{load, Loaded, Options};
 pub use model::*;
-pub use service::SERVICE_KEYS;
 
 /// Service keys beyond the modelled ones that shoal's runtime applies to containers.
 /// Any other key of the specification is accepted, printed by `shoal config`, and

@@ -13,7 +13,7 @@ use crate::interpolate::interpolate_node;
 use crate::merge::{merge_files, merge_service};
 use crate::model::Project;
 use crate::yaml::{self, Node, Value};
-use crate::{dotenv, validate};
+use crate::{dotenv, shape, validate};
 
 /// File names tried, in order, when no `-f` is given.
 pub const DEFAULT_FILES: &[&str] = &[
@@ -28,10 +28,6 @@ const OVERRIDE_FILES: &[&str] = &[
     "compose.override.yml",
     "docker-compose.override.yml",
     "docker-compose.override.yaml",
-];
-
-const TOP_KEYS: &[&str] = &[
-    "version", "name", "include", "services", "networks", "volumes", "secrets", "configs", "models",
 ];
 
 /// What the user asked for on the command line, plus the environment.
@@ -118,25 +114,15 @@ pub fn load(opts: &Options) -> Result<Loaded, LoadError> {
             .cloned()
     };
 
-    // Parse and interpolate each file, then merge them in order.
+    // Parse, interpolate and check each document of each file, then merge them in
+    // order.
     let mut warnings = Vec::new();
     let mut unset = Vec::new();
     let mut root: Option<Node> = None;
+    // Shape errors first: at a position both steps find wrong, the shape's is kept.
+    let mut errors = Vec::new();
     for file in &files {
-        let mut node = read_yaml(file, &opts.working_dir)?;
-        interpolate_node(&mut node, "", &vars, &mut unset)?;
-        if node.as_map().is_none() {
-            return Err(SpecError::new(
-                node.mark.clone(),
-                "",
-                format!(
-                    "expected a mapping at the top of the file, found {}",
-                    node.kind()
-                ),
-            )
-            .hint("a Compose file starts with `services:`")
-            .into());
-        }
+        let node = read_checked(file, &opts.working_dir, &vars, &mut unset, &mut errors)?;
         match &mut root {
             None => root = Some(node),
             Some(r) => merge_files(r, node),
@@ -147,39 +133,6 @@ pub fn load(opts: &Options) -> Result<Loaded, LoadError> {
         warnings.push(format!("variable {name} is not set: using an empty string"));
     }
 
-    let mut errors = Vec::new();
-    let top = Cx {
-        dir: &dir,
-        project: "",
-        errors: Vec::new(),
-        warnings: Vec::new(),
-    };
-    let mut top = top;
-    // The legacy format (version 1) has its services at the top level.
-    let legacy = root.get("services").is_none().then(|| {
-        root.as_map().and_then(|entries| {
-            entries.iter().find(|(k, v)| {
-                !TOP_KEYS.contains(&k.name.as_str())
-                    && v.get("image").or_else(|| v.get("build")).is_some()
-            })
-        })
-    });
-    if let Some(Some((k, _))) = legacy {
-        errors.push(
-            SpecError::new(
-                k.mark.clone(),
-                k.name.clone(),
-                format!(
-                    "`{}` looks like a service in the legacy Compose file format (version 1), with services at the top level",
-                    k.name
-                ),
-            )
-            .hint("move the services under a top-level `services:` key (docker compose v2 refuses this format too)"),
-        );
-    } else {
-        top.fields(&root, "", TOP_KEYS);
-        errors.append(&mut top.errors);
-    }
     if let Some(inc) = root.get("include") {
         errors.push(
             SpecError::new(
@@ -286,21 +239,48 @@ pub fn load(opts: &Options) -> Result<Loaded, LoadError> {
         &mut warnings,
     );
     if !errors.is_empty() {
-        errors.sort_by(|a, b| {
-            (a.mark.file.as_ref(), a.mark.line, a.mark.col).cmp(&(
-                b.mark.file.as_ref(),
-                b.mark.line,
-                b.mark.col,
-            ))
-        });
-        errors.dedup();
-        return Err(LoadError::Invalid(errors));
+        return Err(invalid(errors));
     }
     Ok(Loaded {
         project,
         warnings,
         files,
     })
+}
+
+/// Every error, in the order of the files and positions; one per position, the first
+/// found there.
+fn invalid(mut errors: Vec<SpecError>) -> LoadError {
+    errors.sort_by(|a, b| {
+        (a.mark.file.as_ref(), a.mark.line, a.mark.col).cmp(&(
+            b.mark.file.as_ref(),
+            b.mark.line,
+            b.mark.col,
+        ))
+    });
+    errors.dedup_by(|later, first| later.mark == first.mark);
+    LoadError::Invalid(errors)
+}
+
+/// A file in the legacy format (version 1) has its services at the top level.
+fn legacy_format(root: &Node) -> Option<SpecError> {
+    if root.get("services").is_some() {
+        return None;
+    }
+    let (k, _) = root.as_map()?.iter().find(|(k, v)| {
+        !shape::is_top_key(&k.name) && v.get("image").or_else(|| v.get("build")).is_some()
+    })?;
+    Some(
+        SpecError::new(
+            k.mark.clone(),
+            k.name.clone(),
+            format!(
+                "`{}` looks like a service in the legacy Compose file format (version 1), with services at the top level",
+                k.name
+            ),
+        )
+        .hint("move the services under a top-level `services:` key (docker compose v2 refuses this format too)"),
+    )
 }
 
 /// Which files to read: `-f`, else `COMPOSE_FILE`, else the first default name found
@@ -356,16 +336,52 @@ fn absolute(base: &Path, p: &Path) -> PathBuf {
     }
 }
 
+/// Reads one file, interpolates it and checks its shape, adding what is wrong to
+/// `errors`: its documents merged in order, as Compose merges them.
+fn read_checked(
+    file: &Path,
+    working_dir: &Path,
+    vars: &dyn Fn(&str) -> Option<String>,
+    unset: &mut Vec<String>,
+    errors: &mut Vec<SpecError>,
+) -> Result<Node, LoadError> {
+    let mut merged: Option<Node> = None;
+    for mut node in read_yaml(file, working_dir)? {
+        interpolate_node(&mut node, "", &vars, unset)?;
+        if node.as_map().is_none() {
+            return Err(SpecError::new(
+                node.mark.clone(),
+                "",
+                format!(
+                    "expected a mapping at the top of the file, found {}",
+                    node.kind()
+                ),
+            )
+            .hint("a Compose file starts with `services:`")
+            .into());
+        }
+        if let Some(e) = legacy_format(&node) {
+            return Err(e.into());
+        }
+        shape::check(&node, errors);
+        match &mut merged {
+            None => merged = Some(node),
+            Some(m) => merge_files(m, node),
+        }
+    }
+    Ok(merged.expect("a file has at least one document"))
+}
+
 /// Reads and parses one file; errors name it as the user would (relative to the
 /// working directory when it is below it).
-fn read_yaml(file: &Path, working_dir: &Path) -> Result<Node, LoadError> {
+fn read_yaml(file: &Path, working_dir: &Path) -> Result<Vec<Node>, LoadError> {
     let text = std::fs::read_to_string(file).map_err(|source| LoadError::Read {
         path: file.display().to_string(),
         source,
     })?;
     let shown = file.strip_prefix(working_dir).unwrap_or(file);
     let name: Arc<str> = Arc::from(shown.display().to_string());
-    Ok(yaml::parse(&name, &text)?)
+    Ok(yaml::documents(&name, &text)?)
 }
 
 /// `-p`, then `COMPOSE_PROJECT_NAME`, then top-level `name:`, then the directory.
@@ -507,12 +523,18 @@ fn resolve_extends(
             let here = opts.working_dir.join(ext.mark.file.as_ref());
             let here_dir = here.parent().unwrap_or(&opts.working_dir).to_path_buf();
             let other = absolute(&here_dir, Path::new(&file));
-            let mut doc = read_yaml(&other, &opts.working_dir).map_err(|e| match e {
-                LoadError::Invalid(mut v) => v.remove(0),
-                other_err => SpecError::new(ext.mark.clone(), path.clone(), other_err.to_string()),
-            })?;
             let mut unset = Vec::new();
-            interpolate_node(&mut doc, "", &vars, &mut unset)?;
+            let mut errors = Vec::new();
+            let doc = read_checked(&other, &opts.working_dir, &vars, &mut unset, &mut errors)
+                .map_err(|e| match e {
+                    LoadError::Invalid(mut v) => v.remove(0),
+                    other_err => {
+                        SpecError::new(ext.mark.clone(), path.clone(), other_err.to_string())
+                    }
+                })?;
+            if let Some(e) = errors.into_iter().next() {
+                return Err(e);
+            }
             let mut theirs: Vec<(yaml::Key, Node)> = doc
                 .get("services")
                 .and_then(Node::as_map)

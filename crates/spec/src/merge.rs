@@ -193,13 +193,7 @@ fn to_dict(node: &mut Node) {
             Some((k, v)) => (k, Node::scalar(v, item.mark.clone())),
             None => (text, Node::scalar("", item.mark.clone())),
         };
-        entries.push((
-            Key {
-                name: k.to_string(),
-                mark: item.mark.clone(),
-            },
-            v,
-        ));
+        entries.push((Key::new(k, item.mark.clone()), v));
     }
     node.value = Value::Map(entries);
 }
@@ -215,10 +209,7 @@ fn seq_to_map(node: &mut Node) {
             return;
         };
         entries.push((
-            Key {
-                name: text.to_string(),
-                mark: item.mark.clone(),
-            },
+            Key::new(text, item.mark.clone()),
             Node::scalar("", item.mark.clone()),
         ));
     }

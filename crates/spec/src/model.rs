@@ -428,16 +428,22 @@ pub enum MountKind {
     Bind,
     /// A tmpfs.
     Tmpfs,
+    /// The file system of an image (Docker Engine API 1.48 and later).
+    Image,
+    /// A Swarm cluster volume.
+    Cluster,
+    /// A Windows named pipe.
+    Npipe,
 }
 
 /// One entry of `volumes:` in a service.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mount {
-    /// Volume, bind or tmpfs.
+    /// Volume, bind, tmpfs, image, cluster or npipe.
     #[serde(rename = "type")]
     pub kind: MountKind,
-    /// Volume name (the key under top-level `volumes`) or absolute host path; `None`
-    /// for anonymous volumes and tmpfs.
+    /// Volume name (the key under top-level `volumes`), absolute host path, image or
+    /// pipe; `None` for anonymous volumes and tmpfs.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub source: Option<String>,
     /// Path in the container.
@@ -605,8 +611,8 @@ pub struct Limits {
     /// CPUs, fractional.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub cpus: Option<f64>,
-    /// Memory in bytes.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    /// Memory in bytes; written as a string, the type the specification gives it.
+    #[serde(skip_serializing_if = "Option::is_none", default, with = "bytes_text")]
     pub memory: Option<u64>,
     /// Maximum number of processes.
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -616,6 +622,32 @@ pub struct Limits {
 impl Limits {
     fn is_empty(&self) -> bool {
         *self == Limits::default()
+    }
+}
+
+/// A byte count as the string `"1073741824"`, read back from a string or a number.
+mod bytes_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(n) => s.serialize_str(&n.to_string()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            Number(u64),
+            Text(String),
+        }
+        match Option::<Either>::deserialize(d)? {
+            None => Ok(None),
+            Some(Either::Number(n)) => Ok(Some(n)),
+            Some(Either::Text(t)) => t.parse().map(Some).map_err(serde::de::Error::custom),
+        }
     }
 }
 

@@ -12,160 +12,6 @@ use crate::model::*;
 use crate::syntax;
 use crate::yaml::{Key, Node, Value};
 
-/// Every key the Compose Specification allows on a service.
-pub const SERVICE_KEYS: &[&str] = &[
-    "annotations",
-    "attach",
-    "blkio_config",
-    "build",
-    "cap_add",
-    "cap_drop",
-    "cgroup",
-    "cgroup_parent",
-    "command",
-    "configs",
-    "container_name",
-    "cpu_count",
-    "cpu_percent",
-    "cpu_period",
-    "cpu_quota",
-    "cpu_rt_period",
-    "cpu_rt_runtime",
-    "cpu_shares",
-    "cpus",
-    "cpuset",
-    "credential_spec",
-    "depends_on",
-    "deploy",
-    "develop",
-    "device_cgroup_rules",
-    "devices",
-    "dns",
-    "dns_opt",
-    "dns_search",
-    "domainname",
-    "entrypoint",
-    "env_file",
-    "environment",
-    "expose",
-    "extends",
-    "external_links",
-    "extra_hosts",
-    "gpus",
-    "group_add",
-    "healthcheck",
-    "hostname",
-    "image",
-    "init",
-    "ipc",
-    "isolation",
-    "label_file",
-    "labels",
-    "links",
-    "logging",
-    "mac_address",
-    "mem_limit",
-    "mem_reservation",
-    "mem_swappiness",
-    "memswap_limit",
-    "models",
-    "network_mode",
-    "networks",
-    "oom_kill_disable",
-    "oom_score_adj",
-    "pid",
-    "pids_limit",
-    "platform",
-    "ports",
-    "post_start",
-    "pre_stop",
-    "privileged",
-    "profiles",
-    "provider",
-    "pull_policy",
-    "pull_refresh_after",
-    "read_only",
-    "restart",
-    "runtime",
-    "scale",
-    "secrets",
-    "security_opt",
-    "shm_size",
-    "stdin_open",
-    "stop_grace_period",
-    "stop_signal",
-    "storage_opt",
-    "sysctls",
-    "tmpfs",
-    "tty",
-    "ulimits",
-    "use_api_socket",
-    "user",
-    "userns_mode",
-    "uts",
-    "volumes",
-    "volumes_from",
-    "working_dir",
-];
-
-const BUILD_KEYS: &[&str] = &[
-    "additional_contexts",
-    "args",
-    "cache_from",
-    "cache_to",
-    "context",
-    "dockerfile",
-    "dockerfile_inline",
-    "entitlements",
-    "extra_hosts",
-    "isolation",
-    "labels",
-    "network",
-    "no_cache",
-    "platforms",
-    "privileged",
-    "provenance",
-    "pull",
-    "sbom",
-    "secrets",
-    "shm_size",
-    "ssh",
-    "tags",
-    "target",
-    "ulimits",
-];
-
-const HEALTHCHECK_KEYS: &[&str] = &[
-    "disable",
-    "interval",
-    "retries",
-    "start_interval",
-    "start_period",
-    "test",
-    "timeout",
-];
-
-const DEPLOY_KEYS: &[&str] = &[
-    "endpoint_mode",
-    "labels",
-    "mode",
-    "placement",
-    "replicas",
-    "resources",
-    "restart_policy",
-    "rollback_config",
-    "update_config",
-];
-
-const UPDATE_KEYS: &[&str] = &[
-    "parallelism",
-    "delay",
-    "failure_action",
-    "monitor",
-    "max_failure_ratio",
-    "order",
-];
-
 impl Cx<'_> {
     /// Types the service `name`; `None` when it has errors (already recorded).
     pub fn service(
@@ -176,7 +22,7 @@ impl Cx<'_> {
     ) -> Option<Service> {
         let name = key.name.as_str();
         let path = join("services", name);
-        let fields = self.fields(node, &path, SERVICE_KEYS)?;
+        let fields = self.entries(node, &path)?;
         let mut svc = Service {
             name: name.to_string(),
             deploy: Deploy {
@@ -297,6 +143,14 @@ impl Cx<'_> {
                     "add `port:`, or publish or expose the port the service listens on",
                 );
             }
+        }
+        if let (Some(_), Some(nets)) = (&svc.network_mode, node.get("networks")) {
+            self.error_hint(
+                nets,
+                &join(&path, "networks"),
+                format!("`{name}` has both `network_mode` and `networks`"),
+                "they exclude each other: keep one",
+            );
         }
         if svc.network_mode.is_none() && svc.networks.is_empty() {
             svc.networks
@@ -618,7 +472,7 @@ impl Cx<'_> {
                 ..Build::default()
             });
         }
-        let fields = self.fields(node, path, BUILD_KEYS)?;
+        let fields = self.entries(node, path)?;
         let mut build = Build {
             context: self.context("."),
             dockerfile: "Dockerfile".into(),
@@ -669,7 +523,7 @@ impl Cx<'_> {
         for (i, item) in items.iter().enumerate() {
             let p = format!("{path}[{i}]");
             if item.as_map().is_some() {
-                let Some(fields) = self.fields(item, &p, &["path", "required", "format"]) else {
+                let Some(fields) = self.entries(item, &p) else {
                     continue;
                 };
                 let mut file = None;
@@ -708,19 +562,7 @@ impl Cx<'_> {
         for (i, item) in items.iter().enumerate() {
             let p = format!("{path}[{i}]");
             if item.as_map().is_some() {
-                let Some(fields) = self.fields(
-                    item,
-                    &p,
-                    &[
-                        "target",
-                        "published",
-                        "host_ip",
-                        "protocol",
-                        "mode",
-                        "name",
-                        "app_protocol",
-                    ],
-                ) else {
+                let Some(fields) = self.entries(item, &p) else {
                     continue;
                 };
                 let mut port = Port {
@@ -785,21 +627,7 @@ impl Cx<'_> {
                 for (k, v) in entries {
                     let p = join(path, &k.name);
                     let mut net = ServiceNetwork::default();
-                    let Some(fields) = self.fields(
-                        v,
-                        &p,
-                        &[
-                            "aliases",
-                            "ipv4_address",
-                            "ipv6_address",
-                            "link_local_ips",
-                            "mac_address",
-                            "driver_opts",
-                            "priority",
-                            "gw_priority",
-                            "interface_name",
-                        ],
-                    ) else {
+                    let Some(fields) = self.entries(v, &p) else {
                         continue;
                     };
                     for (fk, fv) in fields {
@@ -852,21 +680,7 @@ impl Cx<'_> {
                 }
                 continue;
             }
-            let Some(fields) = self.fields(
-                item,
-                &p,
-                &[
-                    "type",
-                    "source",
-                    "target",
-                    "read_only",
-                    "consistency",
-                    "bind",
-                    "volume",
-                    "tmpfs",
-                    "image",
-                ],
-            ) else {
+            let Some(fields) = self.entries(item, &p) else {
                 continue;
             };
             let mut kind = None;
@@ -877,20 +691,15 @@ impl Cx<'_> {
                 let kp = join(&p, &k.name);
                 match k.name.as_str() {
                     "type" => {
+                        // The shape check allows only the specification's types.
                         kind = match self.string(v, &kp).as_deref() {
                             Some("volume") => Some(MountKind::Volume),
                             Some("bind") => Some(MountKind::Bind),
                             Some("tmpfs") => Some(MountKind::Tmpfs),
-                            Some(other) => {
-                                self.error_hint(
-                                    v,
-                                    &kp,
-                                    format!("unsupported mount type `{other}`"),
-                                    "use volume, bind or tmpfs",
-                                );
-                                None
-                            }
-                            None => None,
+                            Some("image") => Some(MountKind::Image),
+                            Some("cluster") => Some(MountKind::Cluster),
+                            Some("npipe") => Some(MountKind::Npipe),
+                            _ => None,
                         }
                     }
                     "source" => source = self.string(v, &kp),
@@ -900,13 +709,7 @@ impl Cx<'_> {
                 }
             }
             let Some(kind) = kind else {
-                self.error_hint(
-                    item,
-                    &p,
-                    "a volume entry needs `type`",
-                    "type: volume, bind or tmpfs",
-                );
-                continue;
+                continue; // reported by the shape check
             };
             let Some(target) = target else {
                 self.error(
@@ -924,8 +727,10 @@ impl Cx<'_> {
                         continue;
                     }
                 },
-                MountKind::Volume => source,
                 MountKind::Tmpfs => None,
+                MountKind::Volume | MountKind::Image | MountKind::Cluster | MountKind::Npipe => {
+                    source
+                }
             };
             out.push(Mount {
                 kind,
@@ -955,8 +760,7 @@ impl Cx<'_> {
             Value::Map(entries) => {
                 for (k, v) in entries {
                     let p = join(path, &k.name);
-                    let Some(fields) = self.fields(v, &p, &["condition", "restart", "required"])
-                    else {
+                    let Some(fields) = self.entries(v, &p) else {
                         continue;
                     };
                     let mut dep = started.clone();
@@ -998,7 +802,7 @@ impl Cx<'_> {
     }
 
     fn healthcheck(&mut self, node: &Node, path: &str) -> Option<Healthcheck> {
-        let fields = self.fields(node, path, HEALTHCHECK_KEYS)?;
+        let fields = self.entries(node, path)?;
         let mut hc = Healthcheck {
             test: Vec::new(),
             interval: None,
@@ -1071,7 +875,7 @@ impl Cx<'_> {
     }
 
     fn deploy(&mut self, node: &Node, path: &str, deploy: &mut Deploy) {
-        let Some(fields) = self.fields(node, path, DEPLOY_KEYS) else {
+        let Some(fields) = self.entries(node, path) else {
             return;
         };
         for (k, v) in fields {
@@ -1083,7 +887,7 @@ impl Cx<'_> {
                     }
                 }
                 "resources" => {
-                    let Some(res) = self.fields(v, &p, &["limits", "reservations"]) else {
+                    let Some(res) = self.entries(v, &p) else {
                         continue;
                     };
                     for (rk, rv) in res {
@@ -1096,9 +900,7 @@ impl Cx<'_> {
                     }
                 }
                 "restart_policy" => {
-                    let Some(rp) =
-                        self.fields(v, &p, &["condition", "delay", "max_attempts", "window"])
-                    else {
+                    let Some(rp) = self.entries(v, &p) else {
                         continue;
                     };
                     let mut policy = RestartPolicy {
@@ -1148,11 +950,7 @@ impl Cx<'_> {
 
     fn limits(&mut self, node: &Node, path: &str) -> Limits {
         let mut limits = Limits::default();
-        let Some(fields) = self.fields(
-            node,
-            path,
-            &["cpus", "memory", "pids", "devices", "generic_resources"],
-        ) else {
+        let Some(fields) = self.entries(node, path) else {
             return limits;
         };
         for (k, v) in fields {
@@ -1161,14 +959,38 @@ impl Cx<'_> {
                 "cpus" => limits.cpus = self.float(v, &p),
                 "memory" => limits.memory = self.bytes(v, &p),
                 "pids" => limits.pids = self.int(v, &p, -1, i64::MAX),
+                "devices" => self.device_requests(v, &p),
                 _ => {}
             }
         }
         limits
     }
 
+    /// Device reservations (and `gpus:` entries): `count` is a whole number or `all`,
+    /// and names the devices by number or by `device_ids`, not both.
+    pub fn device_requests(&mut self, node: &Node, path: &str) {
+        for (i, d) in node.as_seq().unwrap_or_default().iter().enumerate() {
+            let p = format!("{path}[{i}]");
+            let Some(count) = d.get("count") else {
+                continue;
+            };
+            let cp = join(&p, "count");
+            if count.as_str() != Some("all") && self.int(count, &cp, -1, i64::MAX).is_none() {
+                continue;
+            }
+            if d.get("device_ids").is_some() {
+                self.error_hint(
+                    count,
+                    &cp,
+                    "`count` and `device_ids` both choose the devices",
+                    "keep one of them",
+                );
+            }
+        }
+    }
+
     fn update_config(&mut self, node: &Node, path: &str) -> Option<UpdateConfig> {
-        let fields = self.fields(node, path, UPDATE_KEYS)?;
+        let fields = self.entries(node, path)?;
         let mut uc = UpdateConfig::default();
         for (k, v) in fields {
             let p = join(path, &k.name);
@@ -1225,9 +1047,7 @@ impl Cx<'_> {
         for (i, item) in items.iter().enumerate() {
             let p = format!("{path}[{i}]");
             let (source, target) = if item.as_map().is_some() {
-                let Some(fields) =
-                    self.fields(item, &p, &["source", "target", "uid", "gid", "mode"])
-                else {
+                let Some(fields) = self.entries(item, &p) else {
                     continue;
                 };
                 let mut source = None;

@@ -61,6 +61,104 @@ pub struct Key {
     pub name: String,
     /// Where the key starts.
     pub mark: Mark,
+    /// What YAML types the key as: Compose takes only string keys.
+    pub scalar: Scalar,
+}
+
+/// The type YAML 1.2's core schema gives a scalar.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scalar {
+    /// `null`, `~` or nothing.
+    Null,
+    /// `true` or `false`.
+    Bool,
+    /// `12`, `-3`, `0x1f`, `0o17`.
+    Int,
+    /// `1.5`, `1e3`, `.inf`, `.nan`.
+    Float,
+    /// Anything else, and every quoted or block scalar.
+    Str,
+}
+
+impl Scalar {
+    /// Types a scalar's text; quoted scalars are always strings.
+    pub fn of(text: &str, quoted: bool) -> Scalar {
+        if quoted {
+            Scalar::Str
+        } else if is_null_text(text) {
+            Scalar::Null
+        } else if matches!(text, "true" | "True" | "TRUE" | "false" | "False" | "FALSE") {
+            Scalar::Bool
+        } else if is_int(text) {
+            Scalar::Int
+        } else if is_float(text) {
+            Scalar::Float
+        } else {
+            Scalar::Str
+        }
+    }
+
+    /// The type's name, for "found an integer" messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scalar::Null => "null",
+            Scalar::Bool => "a boolean",
+            Scalar::Int => "an integer",
+            Scalar::Float => "a number",
+            Scalar::Str => "a string",
+        }
+    }
+}
+
+/// `[-+]?[0-9]+`, `0o[0-7]+`, `0x[0-9a-fA-F]+`.
+fn is_int(text: &str) -> bool {
+    let digits = |s: &str, ok: fn(&u8) -> bool| !s.is_empty() && s.as_bytes().iter().all(ok);
+    if let Some(oct) = text.strip_prefix("0o") {
+        return digits(oct, |b| (b'0'..=b'7').contains(b));
+    }
+    if let Some(hex) = text.strip_prefix("0x") {
+        return digits(hex, u8::is_ascii_hexdigit);
+    }
+    let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
+    digits(unsigned, u8::is_ascii_digit)
+}
+
+/// `[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?`, `[-+]?.inf`, `.nan`.
+fn is_float(text: &str) -> bool {
+    if matches!(text, ".nan" | ".NaN" | ".NAN") {
+        return true;
+    }
+    let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
+    if matches!(unsigned, ".inf" | ".Inf" | ".INF") {
+        return true;
+    }
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(at) => (&unsigned[..at], Some(&unsigned[at + 1..])),
+        None => (unsigned, None),
+    };
+    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    let mantissa_ok = match mantissa.split_once('.') {
+        Some((int, frac)) => {
+            all_digits(int) && all_digits(frac) && !(int.is_empty() && frac.is_empty())
+        }
+        None => !mantissa.is_empty() && all_digits(mantissa),
+    };
+    let exponent_ok = exponent.is_none_or(|e| {
+        let e = e.strip_prefix(['-', '+']).unwrap_or(e);
+        !e.is_empty() && all_digits(e)
+    });
+    mantissa_ok && exponent_ok
+}
+
+impl Key {
+    /// A string key at `mark`.
+    pub fn new(name: impl Into<String>, mark: Mark) -> Key {
+        Key {
+            name: name.into(),
+            mark,
+            scalar: Scalar::Str,
+        }
+    }
 }
 
 // === impl Node ===
@@ -142,13 +240,7 @@ impl Node {
                 slot.1 = value;
             } else {
                 let mark = value.mark.clone();
-                entries.push((
-                    Key {
-                        name: key.to_string(),
-                        mark,
-                    },
-                    value,
-                ));
+                entries.push((Key::new(key, mark), value));
             }
         }
     }
@@ -177,30 +269,17 @@ impl Node {
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::Value as J;
         match &self.value {
-            Value::Scalar { text, quoted } => {
-                if *quoted {
-                    return J::String(text.clone());
-                }
-                if is_null_text(text) {
-                    return J::Null;
-                }
-                match text.as_str() {
-                    "true" | "True" | "TRUE" => return J::Bool(true),
-                    "false" | "False" | "FALSE" => return J::Bool(false),
-                    _ => {}
-                }
-                if let Ok(n) = text.parse::<i64>() {
-                    return J::from(n);
-                }
-                if let Some(n) = text
-                    .parse::<f64>()
-                    .ok()
-                    .and_then(serde_json::Number::from_f64)
-                {
-                    return J::Number(n);
-                }
-                J::String(text.clone())
-            }
+            Value::Scalar { text, quoted } => match Scalar::of(text, *quoted) {
+                Scalar::Null => J::Null,
+                Scalar::Bool => J::Bool(text.starts_with(['t', 'T'])),
+                Scalar::Int => match text.parse::<i64>() {
+                    Ok(n) => J::from(n),
+                    // Hexadecimal, octal, or too large for 64 bits: as a float.
+                    Err(_) => float_json(text),
+                },
+                Scalar::Float => float_json(text),
+                Scalar::Str => J::String(text.clone()),
+            },
             Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
             Value::Map(entries) => J::Object(
                 entries
@@ -212,19 +291,53 @@ impl Node {
     }
 }
 
+fn float_json(text: &str) -> serde_json::Value {
+    let radix = |digits: &str, r: u32| {
+        i64::from_str_radix(digits, r)
+            .ok()
+            .map(serde_json::Value::from)
+    };
+    if let Some(n) = text.strip_prefix("0x").and_then(|d| radix(d, 16)) {
+        return n;
+    }
+    if let Some(n) = text.strip_prefix("0o").and_then(|d| radix(d, 8)) {
+        return n;
+    }
+    text.parse::<f64>()
+        .ok()
+        .and_then(serde_json::Number::from_f64)
+        .map(serde_json::Value::Number)
+        // .inf and .nan have no JSON form.
+        .unwrap_or_else(|| serde_json::Value::String(text.to_string()))
+}
+
 fn is_null_text(text: &str) -> bool {
     matches!(text, "" | "~" | "null" | "Null" | "NULL")
 }
 
-/// Parses one YAML document. An empty file is an empty mapping.
+/// Parses a file of one YAML document. An empty file is an empty mapping.
 pub fn parse(file: &Arc<str>, source: &str) -> Result<Node, SpecError> {
+    let mut docs = documents(file, source)?;
+    if docs.len() > 1 {
+        let second = docs.swap_remove(1);
+        return Err(SpecError::new(
+            second.mark,
+            "",
+            "expected one YAML document, found a second",
+        ));
+    }
+    Ok(docs.pop().expect("at least one document"))
+}
+
+/// Parses every YAML document of a file (`---` separates them), in order. An empty
+/// file, or an empty document, is an empty mapping.
+pub fn documents(file: &Arc<str>, source: &str) -> Result<Vec<Node>, SpecError> {
     let mut builder = Builder {
         file: file.clone(),
         stack: Vec::new(),
         anchors: Vec::new(),
-        root: None,
+        documents: Vec::new(),
         error: None,
-        documents: 0,
     };
     let mut parser = Parser::new_from_str(source);
     if let Err(e) = parser.load(&mut builder, true) {
@@ -242,13 +355,19 @@ pub fn parse(file: &Arc<str>, source: &str) -> Result<Node, SpecError> {
     if let Some(e) = builder.error {
         return Err(e);
     }
-    Ok(builder.root.unwrap_or_else(|| {
-        Node::map(Mark {
+    let mut docs: Vec<Node> = builder
+        .documents
+        .into_iter()
+        .map(|d| if d.is_null() { Node::map(d.mark) } else { d })
+        .collect();
+    if docs.is_empty() {
+        docs.push(Node::map(Mark {
             file: file.clone(),
             line: 1,
             col: 1,
-        })
-    }))
+        }));
+    }
+    Ok(docs)
 }
 
 /// Turns parser events into a [`Node`] tree.
@@ -258,9 +377,9 @@ struct Builder {
     stack: Vec<(Node, usize, Option<Key>)>,
     /// Anchored nodes by anchor id.
     anchors: Vec<(usize, Node)>,
-    root: Option<Node>,
+    /// The finished documents.
+    documents: Vec<Node>,
     error: Option<SpecError>,
-    documents: usize,
 }
 
 impl Builder {
@@ -289,7 +408,7 @@ impl Builder {
             self.anchors.push((anchor, node.clone()));
         }
         let Some((parent, _, pending)) = self.stack.last_mut() else {
-            self.root = Some(node);
+            self.documents.push(node);
             return;
         };
         match &mut parent.value {
@@ -313,9 +432,14 @@ impl Builder {
                         self.fail(mark, format!("duplicate key `{name}` in this mapping"));
                         return;
                     }
+                    let scalar = match &node.value {
+                        Value::Scalar { text, quoted } => Scalar::of(text, *quoted),
+                        _ => Scalar::Str,
+                    };
                     *pending = Some(Key {
                         name,
                         mark: node.mark,
+                        scalar,
                     });
                 }
                 Some(key) => entries.push((key, node)),
@@ -332,15 +456,7 @@ impl<'input> SpannedEventReceiver<'input> for Builder {
         }
         let mark = self.mark(&span);
         match ev {
-            Event::DocumentStart(_) => {
-                self.documents += 1;
-                if self.documents > 1 {
-                    self.fail(
-                        mark,
-                        "a Compose file holds one YAML document, found a second",
-                    );
-                }
-            }
+            Event::DocumentStart(_) => self.anchors.clear(),
             Event::Scalar(text, style, anchor, tag) => {
                 let quoted = !matches!(style, ScalarStyle::Plain);
                 let node = Node {
@@ -483,6 +599,45 @@ mod tests {
             Value::Scalar { quoted: true, .. }
         ));
         assert_eq!(n.get("c").unwrap().to_json(), serde_json::json!(1));
+    }
+
+    #[test]
+    fn plain_scalars_are_typed_by_the_core_schema() {
+        for (text, want) in [
+            ("", Scalar::Null),
+            ("~", Scalar::Null),
+            ("true", Scalar::Bool),
+            ("False", Scalar::Bool),
+            ("yes", Scalar::Str),
+            ("123", Scalar::Int),
+            ("-7", Scalar::Int),
+            ("0x1F", Scalar::Int),
+            ("0o17", Scalar::Int),
+            ("0o8", Scalar::Str),
+            ("1.5", Scalar::Float),
+            ("1e3", Scalar::Float),
+            (".5", Scalar::Float),
+            ("-.inf", Scalar::Float),
+            (".nan", Scalar::Float),
+            ("inf", Scalar::Str),
+            ("1.2.3", Scalar::Str),
+            ("8080:80", Scalar::Str),
+            ("1_000", Scalar::Str),
+        ] {
+            assert_eq!(Scalar::of(text, false), want, "{text:?}");
+        }
+        assert_eq!(Scalar::of("123", true), Scalar::Str);
+    }
+
+    #[test]
+    fn documents_are_kept_apart() {
+        let docs = documents(&Arc::from("t.yaml"), "a: &x 1\n---\nb: 2\n---\n").unwrap();
+        assert_eq!(docs.len(), 3);
+        assert_eq!(docs[1].get("b").unwrap().as_str(), Some("2"));
+        assert!(docs[2].as_map().is_some_and(|m| m.is_empty()));
+        // An anchor belongs to its document.
+        assert!(documents(&Arc::from("t.yaml"), "a: &x 1\n---\nb: *x\n").is_err());
+        assert!(parse(&Arc::from("t.yaml"), "a: 1\n---\nb: 2\n").is_err());
     }
 
     #[test]

@@ -67,7 +67,7 @@ fn wrong_type_says_what_was_expected() {
     let e = one_error("services:\n  web:\n    image: x\n    ports: 8080\n");
     assert_eq!(at(&e), (4, 12));
     assert_eq!(e.path, "services.web.ports");
-    assert_eq!(e.message, "expected a sequence of ports, found a scalar");
+    assert_eq!(e.message, "expected a list, found an integer");
 
     let e = one_error("services:\n  web:\n    image: x\n    deploy:\n      replicas: three\n");
     assert_eq!(at(&e), (5, 17));
@@ -453,8 +453,11 @@ fn update_config_mistakes_point_at_the_value() {
     let e = case("order: start_first");
     assert_eq!(at(&e), (6, 16));
     assert_eq!(e.path, "services.web.deploy.update_config.order");
-    assert_eq!(e.message, "unknown order `start_first`");
-    assert_eq!(e.hint.as_deref(), Some("use stop-first or start-first"));
+    assert_eq!(
+        e.message,
+        "`start_first` is not one of: start-first, stop-first"
+    );
+    assert_eq!(e.hint.as_deref(), Some("did you mean `start-first`?"));
 
     let e = case("failure_action: rollbak");
     assert_eq!(e.message, "unknown failure_action `rollbak`");
