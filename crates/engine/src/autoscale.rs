@@ -9,7 +9,7 @@ use std::time::Duration;
 use shoal_proxy::metrics::Snapshot;
 use shoal_runtime::{ContainerInfo, Runtime};
 use shoal_scale::{Config, Policy, Sample};
-use shoal_spec::{Project, Service};
+use shoal_spec::{Metric, Project, Service, Words};
 
 use crate::clock::Clock;
 use crate::desired::desired_count;
@@ -50,7 +50,7 @@ pub struct Reading {
 /// The policy settings of a service's `x-shoal.autoscale`.
 pub fn policy_config(svc: &Service) -> Option<Config> {
     let a = svc.x_shoal.autoscale.as_ref()?;
-    let mut c = Config::new(a.min, a.max, &a.metric, a.target);
+    let mut c = Config::new(a.min, a.max, a.metric.as_str(), a.target);
     c.stable_window = a.stable_window;
     c.panic_window = a.panic_window;
     c.scale_down_delay = a.scale_down_delay;
@@ -61,11 +61,12 @@ pub fn policy_config(svc: &Service) -> Option<Config> {
 /// A fresh autoscaler for `svc`, if it is autoscaled.
 fn entry(svc: &Service, now: Duration) -> Option<Entry> {
     let config = policy_config(svc)?;
-    let kind = svc.x_shoal.autoscale.as_ref()?.policy.as_str();
-    Some(Entry {
-        policy: shoal_scale::build(kind, config, now),
-        last: None,
-    })
+    let policy: Box<dyn Policy> = match svc.x_shoal.autoscale.as_ref()?.policy {
+        shoal_spec::Policy::Shoal => Box::new(shoal_scale::Autoscaler::new(config, now)),
+        shoal_spec::Policy::Hpa => Box::new(shoal_scale::Hpa::new(config)),
+        shoal_spec::Policy::Kpa => Box::new(shoal_scale::Kpa::new(config)),
+    };
+    Some(Entry { policy, last: None })
 }
 
 impl Scaler {
@@ -136,31 +137,32 @@ impl Scaler {
                 .filter(|c| &c.service == name && ready(c))
                 .count() as u32;
             let (snap, in_flight) = self.routes.service(name);
-            let metric = entry.policy.config().metric.clone();
-            let total = match metric.as_str() {
-                "concurrency" => Some(in_flight as f64),
-                "cpu" => cpu.get(name.as_str()).copied(),
-                "rps" | "latency_p95" => entry.last.as_ref().and_then(|(at, before)| {
-                    let secs = now.saturating_sub(*at).as_secs_f64();
-                    let delta = snap.since(before);
-                    if metric == "rps" {
-                        (secs > 0.0).then(|| delta.arrivals as f64 / secs)
-                    } else {
-                        // Not additive: the p95 times the ready replicas, so that the
-                        // need is ceil(ready × p95 / target), as the HPA computes it.
-                        delta
-                            .quantile(0.95)
-                            .map(|p| p.as_secs_f64() * 1000.0 * f64::from(ready_n.max(1)))
-                    }
+            let Some(metric) = svc.x_shoal.autoscale.as_ref().map(|a| a.metric) else {
+                continue;
+            };
+            let since_last = entry
+                .last
+                .as_ref()
+                .map(|(at, before)| (now.saturating_sub(*at).as_secs_f64(), snap.since(before)));
+            let total = match metric {
+                Metric::Concurrency => Some(in_flight as f64),
+                Metric::Cpu => cpu.get(name.as_str()).copied(),
+                Metric::Rps => since_last
+                    .and_then(|(secs, delta)| (secs > 0.0).then(|| delta.arrivals as f64 / secs)),
+                // Not additive: the p95 times the ready replicas, so that the need is
+                // ceil(ready × p95 / target), as the HPA computes it.
+                Metric::LatencyP95 => since_last.and_then(|(_, delta)| {
+                    delta
+                        .quantile(0.95)
+                        .map(|p| p.as_secs_f64() * 1000.0 * f64::from(ready_n.max(1)))
                 }),
-                _ => None,
             };
             entry.last = Some((now, snap));
             if let Some(total) = total {
                 self.last.insert(
                     name.clone(),
                     Reading {
-                        metric: metric.clone(),
+                        metric: metric.to_string(),
                         value: total / f64::from(ready_n.max(1)),
                         target: entry.policy.config().target,
                     },
@@ -189,11 +191,11 @@ impl Scaler {
         observed: &[ContainerInfo],
     ) -> HashMap<String, f64> {
         let mut out = HashMap::new();
-        for (name, entry) in &self.entries {
-            if entry.policy.config().metric != "cpu" {
+        for name in self.entries.keys() {
+            let svc = &self.project.services[name];
+            if svc.x_shoal.autoscale.as_ref().map(|a| a.metric) != Some(Metric::Cpu) {
                 continue;
             }
-            let svc = &self.project.services[name];
             let limit = svc.deploy.resources.limits.cpus.unwrap_or(1.0).max(0.01);
             let mut total = None;
             for c in observed.iter().filter(|c| &c.service == name && ready(c)) {

@@ -612,7 +612,7 @@ impl<F: Fn() -> Status + Send + Sync + 'static> Collector for Series<F> {
         let (mut value, mut target) = (Vec::new(), Vec::new());
         for (name, s) in &status.services {
             if let Some(a) = &s.autoscale {
-                let labels = vec![("service", name.clone()), ("metric", a.metric.clone())];
+                let labels = vec![("service", name.clone()), ("metric", a.metric.to_string())];
                 value.push((labels.clone(), a.value));
                 target.push((labels, a.target));
             }

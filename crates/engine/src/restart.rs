@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use shoal_spec::{Restart, Service};
+use shoal_spec::{Restart, RestartCondition, Service};
 
 /// The crash-loop backoff of a service. The first restart waits
 /// `deploy.restart_policy.delay` (0 when unset, as in the Compose Specification, and as
@@ -51,10 +51,10 @@ impl Backoff {
 /// service sets it, else under `restart:`.
 pub fn should_restart(svc: &Service, exit_code: i64, attempts: u32) -> bool {
     if let Some(p) = &svc.deploy.restart_policy {
-        let wanted = match p.condition.as_str() {
-            "none" => false,
-            "on-failure" => exit_code != 0,
-            _ => true,
+        let wanted = match p.condition {
+            RestartCondition::None => false,
+            RestartCondition::OnFailure => exit_code != 0,
+            RestartCondition::Any => true,
         };
         return wanted && p.max_attempts.is_none_or(|max| attempts < max);
     }

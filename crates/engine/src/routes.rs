@@ -10,7 +10,7 @@ use std::time::Duration;
 use shoal_proxy::metrics::Snapshot;
 use shoal_proxy::{Backends, HashOn, LbConfig, Protocol, Route, Strategy};
 use shoal_runtime::ContainerInfo;
-use shoal_spec::{Lb, Project, Service};
+use shoal_spec::{self as spec, Lb, Project, Service};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -45,19 +45,20 @@ pub struct Routes {
 pub fn lb_config(svc: &Service) -> LbConfig {
     let lb: Lb = svc.x_shoal.lb();
     let mut c = LbConfig::new(&svc.name);
-    c.protocol = match lb.protocol.as_str() {
-        "http" => Protocol::Http,
-        "tcp" => Protocol::Tcp,
-        _ => Protocol::Auto,
+    c.protocol = match lb.protocol {
+        spec::Protocol::Auto => Protocol::Auto,
+        spec::Protocol::Http => Protocol::Http,
+        spec::Protocol::Tcp => Protocol::Tcp,
     };
-    c.strategy = match (lb.strategy.as_str(), lb.hash_on.as_deref()) {
-        ("round_robin", _) => Strategy::RoundRobin,
-        ("hash", Some(on)) => Strategy::Hash(match on.split_once(':') {
-            Some(("header", h)) => HashOn::Header(h.to_ascii_lowercase()),
-            Some(("cookie", c)) => HashOn::Cookie(c.to_string()),
-            _ => HashOn::ClientIp,
+    c.strategy = match lb.strategy {
+        spec::Strategy::LeastRequest => Strategy::LeastRequest,
+        spec::Strategy::RoundRobin => Strategy::RoundRobin,
+        // The loader refuses `hash` without `hash_on`.
+        spec::Strategy::Hash => Strategy::Hash(match lb.hash_on {
+            None | Some(spec::HashOn::ClientIp) => HashOn::ClientIp,
+            Some(spec::HashOn::Header(h)) => HashOn::Header(h),
+            Some(spec::HashOn::Cookie(c)) => HashOn::Cookie(c),
         }),
-        _ => Strategy::LeastRequest,
     };
     c.retries = lb.retries;
     c.timeout = lb.timeout;

@@ -14,5 +14,5 @@
 pub mod peers;
 pub mod policy;
 
-pub use peers::{build, Hpa, Kpa, Policy};
+pub use peers::{Hpa, Kpa, Policy};
 pub use policy::{Autoscaler, Config, Decision, Sample};

@@ -23,16 +23,6 @@ pub trait Policy: Send {
     fn config(&self) -> &Config;
 }
 
-/// The policy called `kind` (`shoal`, `hpa` or `kpa`) with `config`'s bounds, metric
-/// and target, starting at `now`.
-pub fn build(kind: &str, config: Config, now: Duration) -> Box<dyn Policy> {
-    match kind {
-        "hpa" => Box::new(Hpa::new(config)),
-        "kpa" => Box::new(Kpa::new(config)),
-        _ => Box::new(Autoscaler::new(config, now)),
-    }
-}
-
 impl Policy for Autoscaler {
     fn record(&mut self, sample: Sample) {
         Autoscaler::record(self, sample)

@@ -9,6 +9,68 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+/// A closed vocabulary of a Compose (or `x-shoal`) key: an enum whose variants are
+/// written as fixed words, parsed and printed by them, so that every use of it is an
+/// exhaustive match.
+pub trait Words: Sized + Copy + 'static {
+    /// Every word, in the order the documentation lists them.
+    const WORDS: &'static [&'static str];
+    /// The variant a word names.
+    fn parse(word: &str) -> Option<Self>;
+    /// The word of a variant.
+    fn as_str(self) -> &'static str;
+}
+
+macro_rules! words {
+    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $word:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)+
+        }
+
+        impl Words for $name {
+            const WORDS: &'static [&'static str] = &[$($word),+];
+            fn parse(word: &str) -> Option<$name> {
+                match word {
+                    $($word => Some($name::$variant),)+
+                    _ => None,
+                }
+            }
+            fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $word,)+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<$name, D::Error> {
+                let word = String::deserialize(d)?;
+                $name::parse(&word).ok_or_else(|| {
+                    serde::de::Error::custom(format!(
+                        "unknown {} `{word}`, expected one of {}",
+                        stringify!($name),
+                        <$name as Words>::WORDS.join(", ")
+                    ))
+                })
+            }
+        }
+    };
+}
+
 /// A loaded, validated Compose project.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Project {
@@ -236,9 +298,8 @@ pub struct Autoscale {
     pub min: u32,
     /// Most replicas.
     pub max: u32,
-    /// `concurrency` (in-flight requests per ready replica), `rps`, `cpu` (percent of
-    /// the replica's CPU limit, one core when unset) or `latency_p95` (milliseconds).
-    pub metric: String,
+    /// What is measured against the target.
+    pub metric: Metric,
     /// Metric per ready replica to aim for.
     pub target: f64,
     /// Window of the stable average.
@@ -252,9 +313,46 @@ pub struct Autoscale {
     pub scale_down_delay: Duration,
     /// Relative deviation from the target that changes nothing.
     pub tolerance: f64,
-    /// `shoal` (the default); `hpa` or `kpa` decide as Kubernetes' HPA or Knative's
-    /// autoscaler would with their default windows (for comparison).
-    pub policy: String,
+    /// Who decides.
+    pub policy: Policy,
+}
+
+words! {
+    /// `x-shoal.autoscale.metric`.
+    pub enum Metric {
+        /// In-flight requests per ready replica.
+        Concurrency = "concurrency",
+        /// Requests per second per ready replica.
+        Rps = "rps",
+        /// Percent of the replica's CPU limit (one core when unset).
+        Cpu = "cpu",
+        /// The 95th percentile of latency, in milliseconds.
+        LatencyP95 = "latency_p95",
+    }
+}
+
+impl Metric {
+    /// The target when none is set: 10 in flight, 100 rps, 70 % CPU, 200 ms.
+    pub fn default_target(self) -> f64 {
+        match self {
+            Metric::Concurrency => 10.0,
+            Metric::Rps => 100.0,
+            Metric::Cpu => 70.0,
+            Metric::LatencyP95 => 200.0,
+        }
+    }
+}
+
+words! {
+    /// `x-shoal.autoscale.policy`.
+    pub enum Policy {
+        /// shoal's own (the default).
+        Shoal = "shoal",
+        /// As Kubernetes' HorizontalPodAutoscaler decides with its default windows.
+        Hpa = "hpa",
+        /// As Knative's autoscaler decides with its default windows.
+        Kpa = "kpa",
+    }
 }
 
 /// `x-shoal.health`.
@@ -316,13 +414,13 @@ impl XShoal {
 /// `x-shoal.lb`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Lb {
-    /// `auto` (look at the first bytes), `http` or `tcp`.
-    pub protocol: String,
-    /// `least_request`, `round_robin` or `hash`.
-    pub strategy: String,
-    /// With `hash`: `client_ip`, `header:<name>` or `cookie:<name>`.
+    /// What the balancer speaks on the port.
+    pub protocol: Protocol,
+    /// How it picks a replica.
+    pub strategy: Strategy,
+    /// With `hash`: what is hashed.
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub hash_on: Option<String>,
+    pub hash_on: Option<HashOn>,
     /// Extra attempts for a request that failed safely.
     pub retries: u32,
     /// Whole-request limit.
@@ -341,8 +439,8 @@ pub struct Lb {
 impl Default for Lb {
     fn default() -> Lb {
         Lb {
-            protocol: "auto".into(),
-            strategy: "least_request".into(),
+            protocol: Protocol::Auto,
+            strategy: Strategy::LeastRequest,
             hash_on: None,
             retries: 2,
             timeout: Duration::from_secs(30),
@@ -350,6 +448,77 @@ impl Default for Lb {
             eject_after: 5,
             drain_timeout: Duration::from_secs(30),
         }
+    }
+}
+
+words! {
+    /// `x-shoal.lb.protocol`.
+    pub enum Protocol {
+        /// Look at the first bytes of each connection: HTTP/1.1, HTTP/2 or else TCP.
+        Auto = "auto",
+        /// HTTP/1.1 or HTTP/2.
+        Http = "http",
+        /// Bytes, a connection at a time.
+        Tcp = "tcp",
+    }
+}
+
+words! {
+    /// `x-shoal.lb.strategy`.
+    pub enum Strategy {
+        /// The ready replica with the fewest requests in flight, of two drawn at random.
+        LeastRequest = "least_request",
+        /// Each ready replica in turn.
+        RoundRobin = "round_robin",
+        /// The replica a key hashes to (`hash_on`), the same one while the set holds.
+        Hash = "hash",
+    }
+}
+
+/// `x-shoal.lb.hash_on`: `client_ip`, `header:<name>` or `cookie:<name>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HashOn {
+    /// The client's address.
+    ClientIp,
+    /// A request header, by its name in lower case.
+    Header(String),
+    /// A cookie, by name.
+    Cookie(String),
+}
+
+impl HashOn {
+    /// Reads `client_ip`, `header:<name>` or `cookie:<name>`.
+    pub fn parse(text: &str) -> Option<HashOn> {
+        match text.split_once(':') {
+            None if text == "client_ip" => Some(HashOn::ClientIp),
+            Some(("header", h)) if !h.is_empty() => Some(HashOn::Header(h.to_ascii_lowercase())),
+            Some(("cookie", c)) if !c.is_empty() => Some(HashOn::Cookie(c.to_string())),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for HashOn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HashOn::ClientIp => f.write_str("client_ip"),
+            HashOn::Header(h) => write!(f, "header:{h}"),
+            HashOn::Cookie(c) => write!(f, "cookie:{c}"),
+        }
+    }
+}
+
+impl Serialize for HashOn {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for HashOn {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<HashOn, D::Error> {
+        let text = String::deserialize(d)?;
+        HashOn::parse(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("`{text}` is not a hash key")))
     }
 }
 
@@ -464,16 +633,16 @@ pub struct Dependency {
     pub required: bool,
 }
 
-/// `depends_on.<svc>.condition`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Condition {
-    /// The dependency's containers are running.
-    ServiceStarted,
-    /// The dependency's containers are healthy.
-    ServiceHealthy,
-    /// The dependency ran to completion with exit code 0.
-    ServiceCompletedSuccessfully,
+words! {
+    /// `depends_on.<svc>.condition`.
+    pub enum Condition {
+        /// The dependency's containers are running.
+        ServiceStarted = "service_started",
+        /// The dependency's containers are healthy.
+        ServiceHealthy = "service_healthy",
+        /// The dependency ran to completion with exit code 0.
+        ServiceCompletedSuccessfully = "service_completed_successfully",
+    }
 }
 
 /// `healthcheck:`.
@@ -651,11 +820,23 @@ mod bytes_text {
     }
 }
 
+words! {
+    /// `deploy.restart_policy.condition`.
+    pub enum RestartCondition {
+        /// Never.
+        None = "none",
+        /// After a non-zero exit.
+        OnFailure = "on-failure",
+        /// After any exit (the default).
+        Any = "any",
+    }
+}
+
 /// `deploy.restart_policy`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RestartPolicy {
-    /// `none`, `on-failure` or `any`.
-    pub condition: String,
+    /// Which exits are followed by a restart.
+    pub condition: RestartCondition,
     /// Wait between restarts.
     #[serde(
         serialize_with = "ser_opt_duration",
@@ -712,26 +893,26 @@ pub struct UpdateConfig {
     pub order: Option<Order>,
 }
 
-/// `update_config.failure_action`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FailureAction {
-    /// Go on with the next replicas.
-    Continue,
-    /// Go back to the previous revision.
-    Rollback,
-    /// Stop where it is until resumed.
-    Pause,
+words! {
+    /// `update_config.failure_action`.
+    pub enum FailureAction {
+        /// Go on with the next replicas.
+        Continue = "continue",
+        /// Go back to the previous revision.
+        Rollback = "rollback",
+        /// Stop where it is until resumed.
+        Pause = "pause",
+    }
 }
 
-/// `update_config.order`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Order {
-    /// The old replica stops before its successor starts.
-    StopFirst,
-    /// The successor is ready before the old replica stops.
-    StartFirst,
+words! {
+    /// `update_config.order`.
+    pub enum Order {
+        /// The old replica stops before its successor starts.
+        StopFirst = "stop-first",
+        /// The successor is ready before the old replica stops.
+        StartFirst = "start-first",
+    }
 }
 
 /// A service's use of a secret or config.

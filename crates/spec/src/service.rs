@@ -248,13 +248,13 @@ impl Cx<'_> {
         let mut a = Autoscale {
             min: 1,
             max: 10,
-            metric: "concurrency".into(),
+            metric: Metric::Concurrency,
             target: 0.0,
             stable_window: Duration::from_secs(30),
             panic_window: Duration::from_secs(3),
             scale_down_delay: Duration::from_secs(30),
             tolerance: 0.1,
-            policy: "shoal".into(),
+            policy: Policy::Shoal,
         };
         let mut target_set = false;
         for (k, v) in fields {
@@ -263,13 +263,7 @@ impl Cx<'_> {
             match k.name.as_str() {
                 "min" => a.min = self.int(v, kp, 0, 10_000).unwrap_or(1) as u32,
                 "max" => a.max = self.int(v, kp, 1, 10_000).unwrap_or(10) as u32,
-                "metric" => {
-                    if let Some(m) =
-                        self.one_of(v, kp, &["concurrency", "rps", "cpu", "latency_p95"])
-                    {
-                        a.metric = m;
-                    }
-                }
+                "metric" => a.metric = self.word(v, kp).unwrap_or(a.metric),
                 "target" => match self.float(v, kp) {
                     Some(t) if t > 0.0 => {
                         a.target = t;
@@ -286,22 +280,12 @@ impl Cx<'_> {
                     a.scale_down_delay = self.duration(v, kp).unwrap_or(a.scale_down_delay)
                 }
                 "tolerance" => a.tolerance = self.float(v, kp).unwrap_or(a.tolerance),
-                "policy" => {
-                    if let Some(p) = self.one_of(v, kp, &["shoal", "hpa", "kpa"]) {
-                        a.policy = p;
-                    }
-                }
+                "policy" => a.policy = self.word(v, kp).unwrap_or(a.policy),
                 _ => {}
             }
         }
         if !target_set {
-            // Sensible per metric: 10 in flight, 100 rps, 70 % CPU, 200 ms.
-            a.target = match a.metric.as_str() {
-                "rps" => 100.0,
-                "cpu" => 70.0,
-                "latency_p95" => 200.0,
-                _ => 10.0,
-            };
+            a.target = a.metric.default_target();
         }
         if a.min > a.max {
             self.error_hint(
@@ -397,23 +381,12 @@ impl Cx<'_> {
             let p = join(path, &k.name);
             let p = p.as_str();
             match k.name.as_str() {
-                "protocol" => {
-                    if let Some(s) = self.one_of(v, p, &["auto", "http", "tcp"]) {
-                        lb.protocol = s;
-                    }
-                }
-                "strategy" => {
-                    if let Some(s) = self.one_of(v, p, &["least_request", "round_robin", "hash"]) {
-                        lb.strategy = s;
-                    }
-                }
+                "protocol" => lb.protocol = self.word(v, p).unwrap_or(lb.protocol),
+                "strategy" => lb.strategy = self.word(v, p).unwrap_or(lb.strategy),
                 "hash_on" => {
                     let Some(s) = self.string(v, p) else { continue };
-                    let ok = s == "client_ip"
-                        || s.strip_prefix("header:").is_some_and(|h| !h.is_empty())
-                        || s.strip_prefix("cookie:").is_some_and(|c| !c.is_empty());
-                    if ok {
-                        lb.hash_on = Some(s);
+                    if let Some(on) = HashOn::parse(&s) {
+                        lb.hash_on = Some(on);
                     } else {
                         self.error_hint(
                             v,
@@ -435,7 +408,7 @@ impl Cx<'_> {
                 _ => {}
             }
         }
-        if lb.strategy == "hash" && lb.hash_on.is_none() {
+        if lb.strategy == Strategy::Hash && lb.hash_on.is_none() {
             self.error_hint(
                 node,
                 path,
@@ -447,17 +420,18 @@ impl Cx<'_> {
     }
 
     /// A string that must be one of `allowed`.
-    fn one_of(&mut self, node: &Node, path: &str, allowed: &[&str]) -> Option<String> {
+    /// A word of a closed vocabulary.
+    fn word<W: Words>(&mut self, node: &Node, path: &str) -> Option<W> {
         let s = self.string(node, path)?;
-        if allowed.contains(&s.as_str()) {
-            return Some(s);
+        if let Some(w) = W::parse(&s) {
+            return Some(w);
         }
-        let mut e = crate::error::SpecError::new(
+        let mut e = SpecError::new(
             node.mark.clone(),
             path,
-            format!("`{s}` is not one of {}", allowed.join(", ")),
+            format!("`{s}` is not one of: {}", W::WORDS.join(", ")),
         );
-        if let Some(best) = crate::convert::closest(&s, allowed) {
+        if let Some(best) = crate::convert::closest(&s, W::WORDS) {
             e = e.hint(format!("did you mean `{best}`?"));
         }
         self.errors.push(e);
@@ -768,18 +742,7 @@ impl Cx<'_> {
                         let fp = join(&p, &fk.name);
                         match fk.name.as_str() {
                             "condition" => {
-                                dep.condition = match self.string(fv, &fp).as_deref() {
-                                    Some("service_started") => Condition::ServiceStarted,
-                                    Some("service_healthy") => Condition::ServiceHealthy,
-                                    Some("service_completed_successfully") => {
-                                        Condition::ServiceCompletedSuccessfully
-                                    }
-                                    Some(other) => {
-                                        self.error_hint(fv, &fp, format!("unknown condition `{other}`"), "use service_started, service_healthy or service_completed_successfully");
-                                        continue;
-                                    }
-                                    None => continue,
-                                }
+                                dep.condition = self.word(fv, &fp).unwrap_or(dep.condition)
                             }
                             "restart" => dep.restart = self.bool(fv, &fp).unwrap_or(false),
                             "required" => dep.required = self.bool(fv, &fp).unwrap_or(true),
@@ -904,7 +867,7 @@ impl Cx<'_> {
                         continue;
                     };
                     let mut policy = RestartPolicy {
-                        condition: "any".into(),
+                        condition: RestartCondition::Any,
                         delay: None,
                         max_attempts: None,
                         window: None,
@@ -912,18 +875,9 @@ impl Cx<'_> {
                     for (rk, rv) in rp {
                         let rp = join(&p, &rk.name);
                         match rk.name.as_str() {
-                            "condition" => match self.string(rv, &rp).as_deref() {
-                                Some(c @ ("none" | "on-failure" | "any")) => {
-                                    policy.condition = c.into()
-                                }
-                                Some(other) => self.error_hint(
-                                    rv,
-                                    &rp,
-                                    format!("unknown condition `{other}`"),
-                                    "use none, on-failure or any",
-                                ),
-                                None => {}
-                            },
+                            "condition" => {
+                                policy.condition = self.word(rv, &rp).unwrap_or(policy.condition)
+                            }
                             "delay" => policy.delay = self.duration(rv, &rp),
                             "window" => policy.window = self.duration(rv, &rp),
                             "max_attempts" => {
@@ -1005,29 +959,8 @@ impl Cx<'_> {
                         "use a number from 0 to 1 (0.2 lets one replica in five fail)",
                     )
                 }
-                "failure_action" => match self.string(v, &p).as_deref() {
-                    Some("continue") => uc.failure_action = Some(FailureAction::Continue),
-                    Some("rollback") => uc.failure_action = Some(FailureAction::Rollback),
-                    Some("pause") => uc.failure_action = Some(FailureAction::Pause),
-                    Some(other) => self.error_hint(
-                        v,
-                        &p,
-                        format!("unknown failure_action `{other}`"),
-                        "use continue, rollback or pause",
-                    ),
-                    None => {}
-                },
-                "order" => match self.string(v, &p).as_deref() {
-                    Some("stop-first") => uc.order = Some(Order::StopFirst),
-                    Some("start-first") => uc.order = Some(Order::StartFirst),
-                    Some(other) => self.error_hint(
-                        v,
-                        &p,
-                        format!("unknown order `{other}`"),
-                        "use stop-first or start-first",
-                    ),
-                    None => {}
-                },
+                "failure_action" => uc.failure_action = self.word(v, &p),
+                "order" => uc.order = self.word(v, &p),
                 _ => {}
             }
         }

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use shoal_spec::{load, Condition, LoadError, Loaded, MountKind, Options, Restart, SpecError};
+use shoal_spec::{
+    load, Condition, LoadError, Loaded, MountKind, Options, Restart, SpecError, Words,
+};
 
 fn write(dir: &Path, files: &[(&str, &str)]) {
     for (name, text) in files {
@@ -377,7 +379,11 @@ fn x_shoal_lb_is_typed_and_checked() {
     )]);
     let lb = loaded.project.services["web"].x_shoal.lb();
     assert_eq!(
-        (lb.strategy.as_str(), lb.hash_on.as_deref(), lb.retries),
+        (
+            lb.strategy.as_str(),
+            lb.hash_on.as_ref().map(ToString::to_string).as_deref(),
+            lb.retries,
+        ),
         ("hash", Some("cookie:session"), 1)
     );
     assert_eq!(lb.timeout.as_secs(), 5);
@@ -389,7 +395,7 @@ fn x_shoal_lb_is_typed_and_checked() {
     assert_eq!(e.path, "services.web.x-shoal.lb.strategy");
     assert_eq!(
         e.message,
-        "`leastrequest` is not one of least_request, round_robin, hash"
+        "`leastrequest` is not one of: least_request, round_robin, hash"
     );
     assert_eq!(e.hint.as_deref(), Some("did you mean `least_request`?"));
 
@@ -416,7 +422,7 @@ fn x_shoal_autoscale_is_typed_and_checked() {
         (a.min, a.max, a.metric.as_str(), a.target),
         (2, 8, "rps", 100.0)
     );
-    assert_eq!(a.policy, "shoal");
+    assert_eq!(a.policy, shoal_spec::Policy::Shoal);
 
     let e = one_error(
         "services:\n  web:\n    image: a\n    x-shoal:\n      autoscale: {policy: k8s}\n",
@@ -460,7 +466,11 @@ fn update_config_mistakes_point_at_the_value() {
     assert_eq!(e.hint.as_deref(), Some("did you mean `start-first`?"));
 
     let e = case("failure_action: rollbak");
-    assert_eq!(e.message, "unknown failure_action `rollbak`");
+    assert_eq!(
+        e.message,
+        "`rollbak` is not one of: continue, rollback, pause"
+    );
+    assert_eq!(e.hint.as_deref(), Some("did you mean `rollback`?"));
 
     let e = case("parallelism: -1");
     assert_eq!(e.path, "services.web.deploy.update_config.parallelism");
