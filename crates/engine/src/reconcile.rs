@@ -615,7 +615,7 @@ impl Reconciler {
                 }
                 self.replaced.insert(svc.name.clone());
                 let spec = self.spec(svc, replica);
-                if crate::rollout::default_order(svc) == Order::StopFirst {
+                if svc.default_order() == Order::StopFirst {
                     // Two copies cannot coexist: drained and stopped, then its
                     // successor starts.
                     self.leave(std::slice::from_ref(c), "replaced: unhealthy");

@@ -23,7 +23,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use shoal_spec::{FailureAction, MountKind, Order, Service};
+use shoal_spec::{FailureAction, Order, Service};
 
 use shoal_proxy::metrics::Snapshot;
 
@@ -100,7 +100,7 @@ impl Settings {
                 FailureAction::Rollback
             }),
             max_failure_ratio: given.max_failure_ratio.unwrap_or(0.0),
-            order: given.order.unwrap_or_else(|| default_order(svc)),
+            order: given.order.unwrap_or_else(|| svc.default_order()),
             ready_timeout: svc
                 .x_shoal
                 .update
@@ -114,23 +114,6 @@ impl Settings {
                 .and_then(|u| u.error_ratio)
                 .unwrap_or(ERROR_RATIO),
         }
-    }
-}
-
-/// `stop-first` where two copies of a replica cannot run side by side, else
-/// `start-first`.
-pub fn default_order(svc: &Service) -> Order {
-    let named_volume = svc
-        .volumes
-        .iter()
-        .any(|m| m.kind == MountKind::Volume && m.source.is_some());
-    let exclusive = svc.container_name.is_some()
-        || svc.network_mode.as_deref() == Some("host")
-        || (named_volume && svc.deploy.replicas <= 1);
-    if exclusive {
-        Order::StopFirst
-    } else {
-        Order::StartFirst
     }
 }
 

@@ -12,7 +12,7 @@ use crate::error::{LoadError, SpecError};
 use crate::interpolate::interpolate_node;
 use crate::merge::{merge_files, merge_service};
 use crate::model::Project;
-use crate::yaml::{self, Node, Value};
+use crate::yaml::{self, Mark, Node, Value};
 use crate::{dotenv, shape, validate};
 
 /// File names tried, in order, when no `-f` is given.
@@ -69,6 +69,49 @@ pub struct Loaded {
     pub warnings: Vec<String>,
     /// The files read, in order.
     pub files: Vec<PathBuf>,
+    /// Where each node below `services` was written, by its path
+    /// (`services.web.volumes[0]`), for findings about the typed project.
+    pub marks: HashMap<String, Mark>,
+}
+
+impl Loaded {
+    /// `file:line:col` of the node at `path`, or of the closest node above it.
+    pub fn at(&self, path: &str) -> String {
+        let mut p = path;
+        loop {
+            if let Some(m) = self.marks.get(p) {
+                return m.to_string();
+            }
+            match p.rfind(['.', '[']) {
+                Some(i) => p = &p[..i],
+                None => {
+                    return self
+                        .files
+                        .first()
+                        .map(|f| f.display().to_string())
+                        .unwrap_or_default()
+                }
+            }
+        }
+    }
+}
+
+/// Records the mark of every node below `node`, by path.
+fn record_marks(node: &Node, path: &str, marks: &mut HashMap<String, Mark>) {
+    marks.insert(path.to_string(), node.mark.clone());
+    match &node.value {
+        Value::Map(entries) => {
+            for (k, v) in entries {
+                record_marks(v, &join(path, &k.name), marks);
+            }
+        }
+        Value::Seq(items) => {
+            for (i, v) in items.iter().enumerate() {
+                record_marks(v, &format!("{path}[{i}]"), marks);
+            }
+        }
+        Value::Scalar { .. } => {}
+    }
 }
 
 /// Loads the project the options describe.
@@ -177,6 +220,10 @@ pub fn load(opts: &Options) -> Result<Loaded, LoadError> {
         warnings: Vec::new(),
     };
     let services_node = root.get("services").cloned();
+    let mut marks = HashMap::new();
+    if let Some(n) = &services_node {
+        record_marks(n, "services", &mut marks);
+    }
     let mut services = IndexMap::new();
     match &services_node {
         None => {}
@@ -245,6 +292,7 @@ pub fn load(opts: &Options) -> Result<Loaded, LoadError> {
         project,
         warnings,
         files,
+        marks,
     })
 }
 

@@ -1043,6 +1043,25 @@ impl Service {
         digest[..12].iter().map(|b| format!("{b:02x}")).collect()
     }
 
+    /// The order of a rolling update when `update_config.order` is unset:
+    /// `stop-first` where two copies of a replica cannot run side by side (a fixed
+    /// container name, the host's network, a named volume of a single replica), else
+    /// `start-first`.
+    pub fn default_order(&self) -> Order {
+        let named_volume = self
+            .volumes
+            .iter()
+            .any(|m| m.kind == MountKind::Volume && m.source.is_some());
+        let exclusive = self.container_name.is_some()
+            || self.network_mode.as_deref() == Some("host")
+            || (named_volume && self.deploy.replicas <= 1);
+        if exclusive {
+            Order::StopFirst
+        } else {
+            Order::StartFirst
+        }
+    }
+
     /// The port `x-shoal.health` probes: its own `port`, else the first published
     /// port's target, else the first exposed port.
     pub fn probe_port(&self) -> Option<u16> {

@@ -3,6 +3,7 @@
 use serde_json::Value;
 
 use crate::model::Project;
+use crate::yaml::Scalar;
 
 /// The project as JSON.
 pub fn to_json(project: &Project) -> String {
@@ -11,9 +12,13 @@ pub fn to_json(project: &Project) -> String {
 
 /// The project as YAML, in block style.
 pub fn to_yaml(project: &Project) -> String {
-    let value = escaped(project);
+    yaml(&escaped(project))
+}
+
+/// Any JSON value as a YAML document in block style, keys in their order.
+pub fn yaml(value: &Value) -> String {
     let mut out = String::new();
-    write_value(&mut out, &value, 0, false);
+    write_value(&mut out, value, 0, false);
     let mut out = out.trim_start_matches('\n').to_string();
     out.push('\n');
     out
@@ -126,7 +131,7 @@ fn scalar_text(v: &Value) -> String {
                         | "Yes"
                         | "No"
                 )
-                && s.parse::<f64>().is_err()
+                && Scalar::of(s, false) == Scalar::Str
                 && !s.ends_with(':');
             if plain {
                 s.clone()

@@ -1,6 +1,7 @@
 //! The rollout state machine, step by step on plain slots and a hand-moved clock.
 
 use super::*;
+use shoal_spec::MountKind;
 
 const S: Duration = Duration::from_secs(1);
 
