@@ -14,6 +14,11 @@ if ! command -v promtool >/dev/null 2>&1; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 fi
+# kubernetes-validate (PyPI) checks the Kubernetes export offline, strict, against the
+# API version the binary writes for.
+if ! command -v kubernetes-validate >/dev/null 2>&1; then
+  python3 -m pip install -q --disable-pip-version-check 'kubernetes-validate>=1.33' >/dev/null
+fi
 # The testkit image is FROM scratch: its binary must be static.
 RUSTFLAGS='-C target-feature=+crt-static' cargo build --locked -p shoal-testkit --release \
   --target x86_64-unknown-linux-gnu --target-dir target/static

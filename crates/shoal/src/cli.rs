@@ -84,6 +84,48 @@ pub enum Command {
     Run(RunArgs),
     /// Wait until services' replicas exit; their exit codes.
     Wait(ServicesArgs),
+    /// The project for another orchestrator: `shoal export kubernetes`.
+    #[command(subcommand)]
+    Export(ExportTarget),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ExportTarget {
+    /// Kubernetes manifests (API 1.33): workloads with probes, rolling updates and
+    /// autoscalers, Services, ConfigMaps, Secrets, claims.
+    Kubernetes(KubernetesArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct KubernetesArgs {
+    /// Export only these services (default: all).
+    pub services: Vec<String>,
+    /// Write one file per object into this directory.
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "DIR",
+        conflicts_with = "stdout"
+    )]
+    pub output: Option<std::path::PathBuf>,
+    /// Print every object to standard output, `---` between them (the default).
+    #[arg(long)]
+    pub stdout: bool,
+    /// The namespace of every object.
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// How Services of published ports are exposed.
+    #[arg(long, value_enum, default_value_t)]
+    pub service_type: ServiceType,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ServiceType {
+    /// `type: LoadBalancer`.
+    #[default]
+    LoadBalancer,
+    /// `type: NodePort`.
+    NodePort,
 }
 
 #[derive(Args, Debug)]

@@ -5,6 +5,7 @@ mod config;
 mod down;
 pub(crate) mod events;
 mod exec;
+mod export;
 mod images;
 mod lifecycle;
 mod logs;
@@ -52,6 +53,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run(&cli.global, args).await,
         Command::Wait(args) => lifecycle::wait(&cli.global, args).await,
         Command::Port(args) => port::run(&cli.global, args).await,
+        Command::Export(target) => export::run(&cli.global, target),
         Command::Version(args) => {
             let v = env!("CARGO_PKG_VERSION");
             if args.format == crate::cli::Format::Json {
