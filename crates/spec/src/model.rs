@@ -108,12 +108,70 @@ pub struct ProjectXShoal {
     /// `x-shoal.metrics`: where the Prometheus endpoint listens.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub metrics: Option<MetricsAt>,
+    /// `x-shoal.logs`: how much of the replicas' output is kept, and where it is sent.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub logs: Option<LogsSettings>,
 }
 
 impl ProjectXShoal {
     fn is_empty(&self) -> bool {
-        self.metrics.is_none()
+        self.metrics.is_none() && self.logs.is_none()
     }
+
+    /// The log settings, defaults where unset.
+    pub fn logs(&self) -> LogsSettings {
+        self.logs.clone().unwrap_or_default()
+    }
+}
+
+/// The project's `x-shoal.logs`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogsSettings {
+    /// The store holds at most this much (plus the segment being written).
+    pub max_size: u64,
+    /// Lines older than this go (a segment at a time).
+    #[serde(serialize_with = "ser_duration", deserialize_with = "de_duration")]
+    pub max_age: Duration,
+    /// The store's files are sealed at this size.
+    pub segment_size: u64,
+    /// Where the lines are sent as well.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub forward: Vec<Forward>,
+}
+
+impl Default for LogsSettings {
+    /// 512 MiB, seven days, 16 MiB segments, sent nowhere.
+    fn default() -> LogsSettings {
+        LogsSettings {
+            max_size: 512 << 20,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            segment_size: 16 << 20,
+            forward: Vec::new(),
+        }
+    }
+}
+
+words! {
+    /// Where `x-shoal.logs.forward` sends lines.
+    pub enum Sink {
+        /// Grafana Loki's push API.
+        Loki = "loki",
+        /// Elasticsearch's (or OpenSearch's) bulk API.
+        Elasticsearch = "elasticsearch",
+    }
+}
+
+/// One entry of `x-shoal.logs.forward`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Forward {
+    /// The kind of receiver.
+    #[serde(rename = "type")]
+    pub sink: Sink,
+    /// Its base URL (`http://loki:3100`, `http://es:9200`).
+    pub url: String,
+    /// With Elasticsearch: the index or data stream written to.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub index: Option<String>,
 }
 
 /// Where `/metrics` is served.
@@ -271,6 +329,18 @@ pub struct XShoal {
     /// `x-shoal.update`: how a rolling update judges a new replica.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub update: Option<Update>,
+    /// `x-shoal.logs`: how the service's output is stored.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub logs: Option<ServiceLogs>,
+}
+
+/// A service's `x-shoal.logs`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceLogs {
+    /// A line matching this regular expression starts a record; the lines after it
+    /// that do not are joined to it (a stack trace is one record).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub multiline: Option<String>,
 }
 
 /// `x-shoal.update`: what `deploy.update_config` has no word for.
@@ -403,6 +473,7 @@ impl XShoal {
             && self.health.is_none()
             && self.autoscale.is_none()
             && self.update.is_none()
+            && self.logs.is_none()
     }
 
     /// The balancer settings, defaults where unset.

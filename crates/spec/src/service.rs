@@ -164,11 +164,15 @@ impl Cx<'_> {
     /// The top-level `x-shoal`.
     pub fn project_x_shoal(&mut self, node: Option<&Node>) -> ProjectXShoal {
         let mut x = ProjectXShoal::default();
-        let Some(fields) = node.and_then(|n| self.fields(n, "x-shoal", &["metrics"])) else {
+        let Some(fields) = node.and_then(|n| self.fields(n, "x-shoal", &["metrics", "logs"]))
+        else {
             return x;
         };
         for (k, v) in fields {
             let p = join("x-shoal", &k.name);
+            if k.name == "logs" {
+                x.logs = self.logs_settings(v, &p);
+            }
             if k.name == "metrics" {
                 if let Some(text) = self.string(v, &p) {
                     match MetricsAt::parse(&text) {
@@ -185,11 +189,14 @@ impl Cx<'_> {
 
     fn x_shoal(&mut self, node: &Node, path: &str) -> XShoal {
         let mut x = XShoal::default();
-        let Some(fields) = self.fields(node, path, &["lb", "health", "autoscale", "update"]) else {
+        let Some(fields) =
+            self.fields(node, path, &["lb", "health", "autoscale", "update", "logs"])
+        else {
             return x;
         };
         for (k, v) in fields {
             match k.name.as_str() {
+                "logs" => x.logs = self.service_logs(v, &join(path, "logs")),
                 "lb" => x.lb = self.lb(v, &join(path, "lb")),
                 "health" => x.health = self.probe(v, &join(path, "health")),
                 "autoscale" => x.autoscale = self.autoscale(v, &join(path, "autoscale")),
@@ -198,6 +205,118 @@ impl Cx<'_> {
             }
         }
         x
+    }
+
+    /// The project's `x-shoal.logs`.
+    fn logs_settings(&mut self, node: &Node, path: &str) -> Option<LogsSettings> {
+        let fields = self.fields(
+            node,
+            path,
+            &["max_size", "max_age", "segment_size", "forward"],
+        )?;
+        let mut l = LogsSettings::default();
+        for (k, v) in fields {
+            let p = join(path, &k.name);
+            match k.name.as_str() {
+                "max_size" => l.max_size = self.bytes(v, &p).unwrap_or(l.max_size),
+                "max_age" => l.max_age = self.duration(v, &p).unwrap_or(l.max_age),
+                "segment_size" => match self.bytes(v, &p) {
+                    Some(b) if b < 4096 => self.error(v, &p, "a segment needs at least 4K"),
+                    Some(b) => l.segment_size = b,
+                    None => {}
+                },
+                "forward" => {
+                    let Some(items) = v.as_seq() else {
+                        self.error_hint(
+                            v,
+                            &p,
+                            format!("expected a list of receivers, found {}", v.kind()),
+                            "forward: [{type: loki, url: \"http://loki:3100\"}]",
+                        );
+                        continue;
+                    };
+                    for (i, item) in items.iter().enumerate() {
+                        if let Some(f) = self.forward(item, &format!("{p}[{i}]")) {
+                            l.forward.push(f);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if l.segment_size > l.max_size {
+            self.error_hint(
+                node,
+                path,
+                "`segment_size` is larger than `max_size`",
+                "a store keeps whole segments: make max_size a few segments at least",
+            );
+        }
+        Some(l)
+    }
+
+    fn forward(&mut self, node: &Node, path: &str) -> Option<Forward> {
+        let fields = self.fields(node, path, &["type", "url", "index"])?;
+        let (mut sink, mut url, mut index) = (None, None, None);
+        for (k, v) in fields {
+            let p = join(path, &k.name);
+            match k.name.as_str() {
+                "type" => sink = self.word::<Sink>(v, &p),
+                "url" => match self.string(v, &p) {
+                    Some(u) if u.starts_with("http://") => {
+                        url = Some(u.trim_end_matches('/').to_string())
+                    }
+                    Some(u) => self.error_hint(
+                        v,
+                        &p,
+                        format!("`{u}` is not an http:// URL"),
+                        "give the receiver's base URL, such as http://loki:3100",
+                    ),
+                    None => {}
+                },
+                "index" => index = self.string(v, &p),
+                _ => {}
+            }
+        }
+        if node.get("type").is_none() || node.get("url").is_none() {
+            self.error_hint(
+                node,
+                path,
+                "a receiver needs `type` and `url`",
+                "forward: [{type: loki, url: \"http://loki:3100\"}]",
+            );
+        }
+        let (Some(sink), Some(url)) = (sink, url) else {
+            return None;
+        };
+        Some(Forward { sink, url, index })
+    }
+
+    /// A service's `x-shoal.logs`.
+    fn service_logs(&mut self, node: &Node, path: &str) -> Option<ServiceLogs> {
+        let fields = self.fields(node, path, &["multiline"])?;
+        let mut l = ServiceLogs::default();
+        for (k, v) in fields {
+            let p = join(path, &k.name);
+            if k.name == "multiline" {
+                let Some(re) = self.string(v, &p) else {
+                    continue;
+                };
+                match regex::Regex::new(&re) {
+                    Ok(_) => l.multiline = Some(re),
+                    Err(e) => self.error_hint(
+                        v,
+                        &p,
+                        format!(
+                            "not a regular expression: {}",
+                            e.to_string().lines().last().unwrap_or("")
+                        ),
+                        "a pattern that starts a record, such as '^\\S' or '^\\d{4}-'",
+                    ),
+                }
+            }
+        }
+        Some(l)
     }
 
     /// A number from 0 to 1.

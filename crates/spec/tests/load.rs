@@ -592,3 +592,40 @@ fn a_duration_too_long_for_any_clock_is_a_located_error() {
     assert_eq!(at(&e).0, 6, "{e}");
     assert!(e.message.contains("too long a duration"), "{e}");
 }
+
+#[test]
+fn x_shoal_logs_is_typed_and_checked() {
+    let l = ok(&[(
+        "compose.yaml",
+        "services:\n  web:\n    image: x\n    x-shoal:\n      logs: {multiline: '^\\S'}\nx-shoal:\n  logs:\n    max_size: 64M\n    max_age: 48h\n    segment_size: 1M\n    forward:\n      - {type: loki, url: \"http://loki:3100/\"}\n      - {type: elasticsearch, url: \"http://es:9200\", index: logs-shoal}\n",
+    )]);
+    let logs = l.project.x_shoal.logs();
+    assert_eq!((logs.max_size, logs.segment_size), (64 << 20, 1 << 20));
+    assert_eq!(logs.max_age.as_secs(), 48 * 3600);
+    assert_eq!(logs.forward.len(), 2);
+    assert_eq!(logs.forward[0].url, "http://loki:3100");
+    assert_eq!(logs.forward[1].index.as_deref(), Some("logs-shoal"));
+    let web = &l.project.services["web"];
+    assert_eq!(
+        web.x_shoal.logs.as_ref().unwrap().multiline.as_deref(),
+        Some("^\\S")
+    );
+    // Defaults when unset.
+    let plain = ok(&[("compose.yaml", "services:\n  web:\n    image: x\n")]);
+    assert_eq!(plain.project.x_shoal.logs().max_size, 512 << 20);
+
+    let e = one_error(
+        "services:\n  web:\n    image: x\n    x-shoal:\n      logs: {multiline: '(unclosed'}\n",
+    );
+    assert_eq!(at(&e), (5, 25));
+    assert_eq!(e.path, "services.web.x-shoal.logs.multiline");
+    assert!(e.message.starts_with("not a regular expression"), "{e}");
+    let e = one_error("services:\n  web:\n    image: x\nx-shoal:\n  logs:\n    forward:\n      - {type: splunk, url: \"http://s\"}\n");
+    assert_eq!(e.path, "x-shoal.logs.forward[0].type");
+    assert!(e.message.contains("not one of: loki, elasticsearch"), "{e}");
+    let e = one_error("services:\n  web:\n    image: x\nx-shoal:\n  logs: {max_sise: 1G}\n");
+    assert_eq!(
+        (at(&e), e.message.as_str()),
+        ((5, 10), "unknown key `max_sise`")
+    );
+}
