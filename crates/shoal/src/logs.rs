@@ -112,30 +112,9 @@ pub fn unix_now() -> i64 {
 
 /// `2026-12-01T21:32:37Z`: a Unix time, in UTC, to the second.
 pub fn rfc3339(unix: f64) -> String {
-    let secs = unix.max(0.0) as u64;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
-/// (eras of 400 years, years starting in March so the leap day comes last).
-fn civil(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    let nanos = (unix.max(0.0) as i64).saturating_mul(1_000_000_000);
+    let full = shoal_logs::format_rfc3339(nanos);
+    format!("{}Z", &full[..19])
 }
 
 #[cfg(test)]

@@ -119,10 +119,9 @@ impl Findings<'_> {
     }
 }
 
-/// The labels every object of a service carries; the first two select its pods.
-pub(crate) fn labels(project: &Project, svc: &Service) -> BTreeMap<String, String> {
+/// The labels of a project-wide object (a config, a secret, a shared claim).
+fn project_labels(project: &Project) -> BTreeMap<String, String> {
     BTreeMap::from([
-        ("app.kubernetes.io/name".to_string(), dns_label(&svc.name)),
         (
             "app.kubernetes.io/part-of".to_string(),
             dns_label(&project.name),
@@ -132,6 +131,13 @@ pub(crate) fn labels(project: &Project, svc: &Service) -> BTreeMap<String, Strin
             "shoal".to_string(),
         ),
     ])
+}
+
+/// The labels every object of a service carries; name and part-of select its pods.
+pub(crate) fn labels(project: &Project, svc: &Service) -> BTreeMap<String, String> {
+    let mut l = project_labels(project);
+    l.insert("app.kubernetes.io/name".to_string(), dns_label(&svc.name));
+    l
 }
 
 fn selector(project: &Project, svc: &Service) -> LabelSelector {
@@ -350,16 +356,7 @@ pub fn export(loaded: &Loaded, opts: &Options) -> Result<Manifests, Error> {
             let data_key = pod::file_key(key, obj);
             let meta = ObjectMeta {
                 name: Some(dns_label(key)),
-                labels: Some(BTreeMap::from([
-                    (
-                        "app.kubernetes.io/part-of".to_string(),
-                        dns_label(&project.name),
-                    ),
-                    (
-                        "app.kubernetes.io/managed-by".to_string(),
-                        "shoal".to_string(),
-                    ),
-                ])),
+                labels: Some(project_labels(project)),
                 ..ObjectMeta::default()
             };
             if secret {
@@ -445,16 +442,7 @@ fn claim(project: &Project, key: &str, access: &str) -> PersistentVolumeClaim {
     PersistentVolumeClaim {
         metadata: ObjectMeta {
             name: Some(dns_label(key)),
-            labels: Some(BTreeMap::from([
-                (
-                    "app.kubernetes.io/part-of".to_string(),
-                    dns_label(&project.name),
-                ),
-                (
-                    "app.kubernetes.io/managed-by".to_string(),
-                    "shoal".to_string(),
-                ),
-            ])),
+            labels: Some(project_labels(project)),
             ..ObjectMeta::default()
         },
         spec: Some(claim_spec(access)),
