@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 use crate::autoscale::Scaler;
 use crate::clock::{Clock, SystemClock};
+use crate::collect::Collector;
 use crate::desired::desired_count;
 use crate::desired::Desired;
 use crate::event::{Event, Events};
@@ -157,6 +158,8 @@ pub struct ControlPlane {
     commands: mpsc::Receiver<Command>,
     /// Where the sampler of the engine's stats writes.
     usages: Usages,
+    /// The replicas' output, into the log store.
+    collector: Collector,
 }
 
 impl ControlPlane {
@@ -180,7 +183,12 @@ impl ControlPlane {
         }
         let revisions =
             Revisions::load(&state_dir).map_err(|e| Error::State(state_dir.clone(), e))?;
-        let events = Events::open(&state_dir).map_err(|e| Error::State(state_dir.clone(), e))?;
+        let logs = crate::collect::store_dir(&state_dir);
+        let collector =
+            Collector::open(rt.clone(), &project, &logs).map_err(|e| Error::State(logs, e))?;
+        let events = Events::open(&state_dir)
+            .map_err(|e| Error::State(state_dir.clone(), e))?
+            .with_store(collector.event_log());
         let (stop_proxies, stop_rx) = watch::channel(false);
         let routes = Arc::new(Routes::bind(&project, stop_rx).await?);
         // Every listener is bound before anything is created.
@@ -265,6 +273,7 @@ impl ControlPlane {
                 status: status_tx,
                 commands: cmd_rx,
                 usages,
+                collector,
             },
             Handle {
                 commands: cmd_tx,
@@ -313,6 +322,7 @@ impl ControlPlane {
             match self.reconciler.pass(&self.desired.counts).await {
                 Ok(pass) => {
                     self.routes.update(&pass.observed);
+                    self.collector.discover(&pass.observed);
                     self.report(&pass);
                     next = pass.next_in.map_or(RESYNC, |n| n.clamp(MIN_GAP, RESYNC));
                     observed = pass.observed;
@@ -508,6 +518,7 @@ impl ControlPlane {
         if !Arc::ptr_eq(&now, &self.project) {
             self.probes.set_project(now.clone());
             self.scaler.set_project(now.clone());
+            self.collector.set_project(&now);
             self.project = now;
         }
     }
@@ -660,6 +671,8 @@ impl ControlPlane {
                 }
             }
         }
+        // The stopped replicas' last lines are stored before their containers go.
+        self.collector.close(Duration::from_secs(2)).await;
         if remove {
             crate::down::teardown(self.rt.as_ref(), &self.project.name, volumes).await?;
         }

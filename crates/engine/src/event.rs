@@ -122,6 +122,17 @@ impl Event {
         }
     }
 
+    /// The replica it is about, if one.
+    pub fn replica(&self) -> Option<u32> {
+        match self {
+            Event::Phase { replica, .. }
+            | Event::Restarting { replica, .. }
+            | Event::NotRestarted { replica, .. }
+            | Event::DependencyRestarted { replica, .. } => Some(*replica),
+            _ => None,
+        }
+    }
+
     /// The service it is about, if one.
     pub fn service(&self) -> Option<&str> {
         match self {
@@ -247,6 +258,8 @@ pub struct Events {
     next_id: u64,
     /// Lines in the file, for compaction.
     lines: usize,
+    /// The log store, where each occurrence is also kept beside the replicas' lines.
+    store: Option<crate::collect::EventLog>,
 }
 
 impl Events {
@@ -270,7 +283,14 @@ impl Events {
             records: records.into(),
             next_id,
             lines,
+            store: None,
         })
+    }
+
+    /// Also keeps every occurrence in the log store.
+    pub fn with_store(mut self, store: crate::collect::EventLog) -> Events {
+        self.store = Some(store);
+        self
     }
 
     /// Records `event` at clock time `at`: logs it, merges a repeat, keeps it.
@@ -278,6 +298,9 @@ impl Events {
         let now = unix_now();
         let (subject, reason, message) = (event.subject(), event.reason(), event.message());
         tracing::info!("{subject} {message}");
+        if let Some(store) = &self.store {
+            store.record(&event, reason, &message);
+        }
         let service = event.service().unwrap_or("-").to_string();
         *self
             .counts

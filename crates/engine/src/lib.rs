@@ -28,6 +28,7 @@
 
 pub mod autoscale;
 pub mod clock;
+pub mod collect;
 pub mod control;
 pub mod desired;
 pub mod down;

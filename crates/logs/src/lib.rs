@@ -26,8 +26,8 @@ mod time;
 
 use std::sync::Arc;
 
-pub use read::{Cursor, Filter, Reader};
-pub use store::{Position, Store};
+pub use read::{Cursor, Filter, Reader, Tail};
+pub use store::{now_nanos, Position, Store};
 pub use time::{format_rfc3339, parse_rfc3339};
 
 /// Which output of a container a line is from.

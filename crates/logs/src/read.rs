@@ -1,6 +1,10 @@
 //! The reading side: any number of readers, also while the control plane writes.
 
+use std::fs::File;
+use std::io::{Read as _, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
 
 use crate::segment::{self, Index, Streams};
 use crate::{Entry, Stream};
@@ -23,6 +27,21 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// Whether `entry` is one of the lines wanted.
+    pub fn matches(&self, entry: &Entry) -> bool {
+        self.since.is_none_or(|s| entry.ts >= s)
+            && self.until.is_none_or(|u| entry.ts <= u)
+            && self.wants(
+                &entry.key.service,
+                entry.key.replica,
+                entry.key.stream.as_str(),
+            )
+            && self
+                .grep
+                .as_ref()
+                .is_none_or(|re| re.is_match(entry.text.as_bytes()))
+    }
+
     fn wants(&self, service: &str, replica: u32, stream: &str) -> bool {
         (self.services.is_empty() || self.services.iter().any(|s| s == service))
             && self.replica.is_none_or(|r| r == replica)
@@ -34,8 +53,9 @@ impl Filter {
     }
 }
 
-/// How far a reader has read: the next byte of a segment.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// How far a reader has read: the next byte of a segment. A forwarder keeps one on
+/// disk (it serializes as `{"seq":3,"offset":1024}`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cursor {
     seq: u64,
     offset: u64,
@@ -139,5 +159,99 @@ impl Reader {
         // Stable: lines of one time keep the order they were stored in.
         out.sort_by_key(|e| e.ts);
         Ok((out, cursor))
+    }
+}
+
+/// Reads a store in the order it was written, a bounded batch at a time, from a
+/// cursor on: what follows a store (`shoal logs -f`) and what forwards it.
+pub struct Tail {
+    dir: PathBuf,
+    cursor: Cursor,
+    /// The streams of the cursor's segment, read up to the cursor.
+    streams: Option<Streams>,
+}
+
+impl Tail {
+    /// A tail of the store in `dir` from `cursor` on.
+    pub fn new(dir: &Path, cursor: Cursor) -> Tail {
+        Tail {
+            dir: dir.to_path_buf(),
+            cursor,
+            streams: None,
+        }
+    }
+
+    /// Where the next batch starts.
+    pub fn cursor(&self) -> Cursor {
+        self.cursor
+    }
+
+    /// The records stored after the cursor, about `max_bytes` of them (a single record
+    /// larger than that comes alone), and moves the cursor past them. Empty when the
+    /// reader is at the end. The cursor skips segments removed by the limits.
+    pub fn next(&mut self, max_bytes: usize) -> std::io::Result<Vec<Entry>> {
+        loop {
+            let seqs = match segment::list(&self.dir) {
+                Ok(s) => s,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(e),
+            };
+            let Some(&seq) = seqs.iter().find(|s| **s >= self.cursor.seq) else {
+                return Ok(Vec::new());
+            };
+            if seq != self.cursor.seq {
+                self.cursor = Cursor { seq, offset: 0 };
+                self.streams = None;
+            }
+            let newer = seqs.last().is_some_and(|l| *l > seq);
+            let path = segment::seg_path(&self.dir, seq);
+            let mut file = match File::open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            let streams = match &mut self.streams {
+                Some(s) => s,
+                None => {
+                    // The stream records before the cursor name the streams after it.
+                    let mut head = vec![0; self.cursor.offset as usize];
+                    file.read_exact(&mut head)?;
+                    let mut s = Streams::default();
+                    segment::scan(&head, 0, &mut s, |_, _, _, _| {});
+                    self.streams.insert(s)
+                }
+            };
+            file.seek(SeekFrom::Start(self.cursor.offset))?;
+            let mut want = max_bytes.max(256);
+            loop {
+                let mut buf = Vec::with_capacity(want);
+                (&mut file).take(want as u64).read_to_end(&mut buf)?;
+                let mut out = Vec::new();
+                let scanned = segment::scan(&buf, 0, streams, |key, ts, _, text| {
+                    out.push(Entry {
+                        key: key.clone(),
+                        ts,
+                        text: String::from_utf8_lossy(text).into_owned(),
+                    })
+                });
+                if scanned.valid == 0 && buf.len() == want && !scanned.corrupt {
+                    // One record larger than the batch: read it whole.
+                    want *= 2;
+                    file.seek(SeekFrom::Start(self.cursor.offset))?;
+                    continue;
+                }
+                self.cursor.offset += scanned.valid as u64;
+                if scanned.valid > 0 || !newer {
+                    return Ok(out);
+                }
+                break;
+            }
+            // At the end of a sealed segment: the next one.
+            self.cursor = Cursor {
+                seq: seq + 1,
+                offset: 0,
+            };
+            self.streams = None;
+        }
     }
 }

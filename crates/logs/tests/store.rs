@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use shoal_logs::{Filter, Limits, Position, Reader, Store, Stream, StreamKey};
+use shoal_logs::{Cursor, Filter, Limits, Position, Reader, Store, Stream, StreamKey, Tail};
 
 fn key(service: &str, replica: u32, container: &str, stream: Stream) -> StreamKey {
     StreamKey {
@@ -281,4 +281,72 @@ fn positions_survive_a_restart_and_count_lines_of_one_time() {
             at_ts: 2
         }
     );
+}
+
+#[test]
+fn a_tail_reads_in_stored_order_in_bounded_batches_across_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = Limits {
+        segment_bytes: 4096,
+        ..Limits::default()
+    };
+    let mut s = Store::open(dir.path(), limits).unwrap();
+    let out = key("web", 1, "c1", Stream::Stdout);
+    let err = key("web", 1, "c1", Stream::Stderr);
+    for i in 0..500 {
+        let k = if i % 3 == 0 { &err } else { &out };
+        s.append(k, T0 + i, None, &format!("line {i:04}")).unwrap();
+    }
+    s.flush().unwrap();
+
+    let mut tail = Tail::new(dir.path(), Cursor::default());
+    let mut seen = Vec::new();
+    let mut batches = 0;
+    loop {
+        let batch = tail.next(1000).unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        assert!(batch.len() < 100, "a batch is bounded: {}", batch.len());
+        batches += 1;
+        seen.extend(batch);
+    }
+    assert!(batches > 10);
+    let want: Vec<String> = (0..500).map(|i| format!("line {i:04}")).collect();
+    assert_eq!(texts(&seen), want);
+    assert_eq!(seen[0].key.stream, Stream::Stderr);
+    assert_eq!(seen[1].key.stream, Stream::Stdout);
+
+    // A cursor kept on disk resumes where it stood, also mid-segment.
+    let saved = serde_json::to_string(&tail.cursor()).unwrap();
+    for i in 500..520 {
+        s.append(&out, T0 + i, None, &format!("line {i:04}"))
+            .unwrap();
+    }
+    s.flush().unwrap();
+    let mut again = Tail::new(dir.path(), serde_json::from_str(&saved).unwrap());
+    let rest = again.next(1 << 20).unwrap();
+    assert_eq!(
+        texts(&rest),
+        (500..520)
+            .map(|i| format!("line {i:04}"))
+            .collect::<Vec<_>>()
+    );
+    let mid = again.cursor();
+    s.append(&err, T0 + 520, None, "line 0520").unwrap();
+    s.flush().unwrap();
+    let mut from_mid = Tail::new(dir.path(), mid);
+    let last = from_mid.next(1 << 20).unwrap();
+    assert_eq!(texts(&last), ["line 0520"]);
+    assert_eq!(
+        last[0].key.stream,
+        Stream::Stderr,
+        "streams named before the cursor"
+    );
+
+    // A record larger than the batch comes alone.
+    let big = "x".repeat(10_000);
+    s.append(&out, T0 + 600, None, &big).unwrap();
+    s.flush().unwrap();
+    assert_eq!(from_mid.next(100).unwrap()[0].text.len(), 10_000);
 }

@@ -340,18 +340,52 @@ pub struct PsArgs {
 pub struct LogsArgs {
     /// Services (default: all).
     pub services: Vec<String>,
-    /// Keep following new output.
+    /// Keep following new output (across restarts, recreations and new replicas).
     #[arg(short = 'f', long)]
     pub follow: bool,
     /// Lines from the end of each replica's log.
     #[arg(short = 'n', long)]
-    pub tail: Option<u64>,
-    /// Only output newer than this: a duration (10m) or a Unix time.
+    pub tail: Option<usize>,
+    /// Only output from this time on: RFC 3339, a duration back from now (10m) or a
+    /// Unix time.
     #[arg(long)]
     pub since: Option<String>,
+    /// Only output up to this time (same forms as --since).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Only lines matching this regular expression.
+    #[arg(long, value_name = "RE")]
+    pub grep: Option<String>,
+    /// --grep ignores case.
+    #[arg(short = 'i', long)]
+    pub ignore_case: bool,
+    /// Only this stream.
+    #[arg(long, value_enum)]
+    pub stream: Option<LogStream>,
+    /// Only this replica number.
+    #[arg(long, value_name = "N")]
+    pub index: Option<u32>,
+    /// Also shoal's events about the replicas (started, restarted, ...).
+    #[arg(long)]
+    pub events: bool,
+    /// One JSON object a line: time, service, replica, container, stream, line.
+    #[arg(long)]
+    pub json: bool,
     /// Show timestamps.
     #[arg(short = 't', long)]
     pub timestamps: bool,
+    /// Leave out the `web-1 |` prefix.
+    #[arg(long)]
+    pub no_log_prefix: bool,
+}
+
+/// `--stream`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogStream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
 }
 
 #[derive(Args, Debug)]

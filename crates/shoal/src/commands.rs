@@ -136,16 +136,29 @@ pub async fn engine() -> anyhow::Result<Arc<dyn Runtime>> {
     Ok(Arc::new(docker))
 }
 
-/// `--since`: a Unix time, or a duration back from now (`10m`).
+/// `--since`: a Unix time, an RFC 3339 time, or a duration back from now (`10m`), as
+/// Unix seconds.
 pub fn since(arg: Option<&str>) -> anyhow::Result<Option<i64>> {
-    let Some(s) = arg else { return Ok(None) };
-    if let Ok(unix) = s.parse::<i64>() {
-        return Ok(Some(unix));
+    arg.map(|s| time_arg("--since", s).map(|n| n.div_euclid(1_000_000_000)))
+        .transpose()
+}
+
+/// A time given on the command line (`--since`, `--until`): RFC 3339
+/// (`2026-12-02T10:00:00Z`), a Unix time in seconds, or a duration back from now
+/// (`10m`); in nanoseconds since the epoch.
+pub fn time_arg(flag: &str, s: &str) -> anyhow::Result<i64> {
+    if let Some(n) = shoal_logs::parse_rfc3339(s) {
+        return Ok(n);
     }
-    let d = shoal_spec::syntax::duration(s).map_err(|e| {
-        anyhow::anyhow!("--since {s}: {e} (give a duration such as 10m, or a Unix time)")
+    if let Ok(unix) = s.parse::<f64>() {
+        return Ok((unix * 1e9) as i64);
+    }
+    let d = shoal_spec::syntax::duration(s).map_err(|_| {
+        anyhow::anyhow!(
+            "{flag} {s}: not a time\n  hint: give an RFC 3339 time (2026-12-02T10:00:00Z), a duration back from now (10m, 1h30m) or a Unix time"
+        )
     })?;
-    Ok(Some(crate::logs::unix_now() - d.as_secs() as i64))
+    Ok(shoal_logs::now_nanos() - d.as_nanos() as i64)
 }
 
 /// With `-p NAME` alone (no Compose file), the project must be there: containers

@@ -27,6 +27,12 @@
 //! unhealthy), `EXIT_AT_START=N` (exits with code N at once), `LATENCY_MS`, `PORT`,
 //! `TCP_PORT`, `WORKERS`, `NAME`.
 //!
+//! Printing, for the log tests and benchmarks: `PRINT_EVERY_MS=N` prints a numbered
+//! line every N ms (`0`: as fast as it can), `run=<start time> seq=<n>`, every
+//! `PRINT_STDERR_EVERY`-th one (default 5) to stderr; `PRINT_LINES=N` stops after N
+//! lines; `PRINT_TRACE=true` follows every tenth line with a three-line stack trace
+//! (`  at frame k`) on stdout.
+//!
 //! `testkit --check` asks `/healthz` on this host and exits 0 when it is healthy: the
 //! healthcheck of an image with no shell.
 
@@ -95,6 +101,10 @@ fn main() {
         exit_after: AtomicI64::new(-1),
         served: AtomicU64::new(0),
     });
+    if let Ok(every) = std::env::var("PRINT_EVERY_MS") {
+        let every: u64 = every.parse().unwrap_or(100);
+        std::thread::spawn(move || print_lines(every));
+    }
     rt.block_on(async move {
         tokio::spawn(tcp_echo(tcp_port));
         // As PID 1 in a container nothing ends the process on SIGTERM unless it does.
@@ -133,6 +143,40 @@ fn main() {
             });
         }
     });
+}
+
+/// Numbered lines, so a test can tell a lost or doubled one: `run=` tells the
+/// process runs of one container apart.
+fn print_lines(every_ms: u64) {
+    use std::io::Write;
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let to_stderr: u64 = env("PRINT_STDERR_EVERY", 5);
+    let lines: u64 = env("PRINT_LINES", u64::MAX);
+    let trace: bool = env("PRINT_TRACE", false);
+    // Buffered here, not under stdout's lock: the server's own lines still get out.
+    let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout());
+    for seq in 0..lines {
+        if to_stderr > 0 && seq % to_stderr == to_stderr - 1 {
+            let _ = out.flush();
+            eprintln!("run={run} seq={seq} err");
+        } else {
+            let _ = writeln!(out, "run={run} seq={seq} out");
+        }
+        if trace && seq % 10 == 0 {
+            let _ = writeln!(out, "Traceback for seq={seq}");
+            for k in 0..3 {
+                let _ = writeln!(out, "  at frame {k}");
+            }
+        }
+        if every_ms > 0 {
+            let _ = out.flush();
+            std::thread::sleep(Duration::from_millis(every_ms));
+        }
+    }
+    let _ = out.flush();
 }
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
