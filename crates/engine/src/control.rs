@@ -160,6 +160,10 @@ pub struct ControlPlane {
     usages: Usages,
     /// The replicas' output, into the log store.
     collector: Collector,
+    /// The store's directory.
+    logs: PathBuf,
+    /// The receivers the store is forwarded to, and what stops their forwarders.
+    forwarding: (Vec<shoal_spec::Forward>, watch::Sender<bool>),
 }
 
 impl ControlPlane {
@@ -184,8 +188,8 @@ impl ControlPlane {
         let revisions =
             Revisions::load(&state_dir).map_err(|e| Error::State(state_dir.clone(), e))?;
         let logs = crate::collect::store_dir(&state_dir);
-        let collector =
-            Collector::open(rt.clone(), &project, &logs).map_err(|e| Error::State(logs, e))?;
+        let collector = Collector::open(rt.clone(), &project, &logs)
+            .map_err(|e| Error::State(logs.clone(), e))?;
         let events = Events::open(&state_dir)
             .map_err(|e| Error::State(state_dir.clone(), e))?
             .with_store(collector.event_log());
@@ -274,6 +278,8 @@ impl ControlPlane {
                 commands: cmd_rx,
                 usages,
                 collector,
+                logs,
+                forwarding: (Vec::new(), watch::channel(true).0),
             },
             Handle {
                 commands: cmd_tx,
@@ -302,6 +308,7 @@ impl ControlPlane {
             })
         };
 
+        self.forward();
         let sampler = Some(tokio::spawn(crate::metrics::sample(
             self.rt.clone(),
             self.project.name.clone(),
@@ -520,7 +527,24 @@ impl ControlPlane {
             self.scaler.set_project(now.clone());
             self.collector.set_project(&now);
             self.project = now;
+            self.forward();
         }
+    }
+
+    /// Starts a forwarder for each receiver of `x-shoal.logs.forward`, when they
+    /// changed (the ones before stop; a receiver kept keeps its position on disk).
+    fn forward(&mut self) {
+        let wanted = self.project.x_shoal.logs().forward;
+        if wanted == self.forwarding.0 && !*self.forwarding.1.borrow() {
+            return;
+        }
+        let _ = self.forwarding.1.send(true);
+        let (stop, stopped) = watch::channel(false);
+        for sink in &wanted {
+            let f = crate::forward::Forwarder::new(sink.clone(), &self.project.name, &self.logs);
+            tokio::spawn(f.run(stopped.clone()));
+        }
+        self.forwarding = (wanted, stop);
     }
 
     /// Applies the autoscaler's counts: saved like `shoal scale`'s, and told.
@@ -649,6 +673,7 @@ impl ControlPlane {
     /// Stops taking connections, then stops replicas dependants first.
     async fn shutdown(self, remove: bool, volumes: bool) -> Result<(), Error> {
         let _ = self.stop_proxies.send(true);
+        let _ = self.forwarding.1.send(true);
         let containers = self.rt.list(&self.project.name).await?;
         let mut order = start_order(&self.project);
         order.reverse();

@@ -33,6 +33,7 @@ pub mod control;
 pub mod desired;
 pub mod down;
 pub mod event;
+pub mod forward;
 pub mod health;
 pub mod metrics;
 pub mod order;

@@ -413,3 +413,97 @@ fn bad_input_is_a_clear_error() {
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(e.contains("compose.yaml:"), "{e}");
 }
+
+/// Loki pushes as a running project sends them: each body, gunzipped.
+fn loki_receiver() -> (u16, Arc<Mutex<Vec<serde_json::Value>>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let bodies: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let got = bodies.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let got = got.clone();
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(stream.try_clone().unwrap());
+                let mut w = stream;
+                loop {
+                    let mut len = 0;
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    assert!(line.starts_with("POST /loki/api/v1/push "), "{line}");
+                    loop {
+                        line.clear();
+                        r.read_line(&mut line).unwrap();
+                        if line == "\r\n" {
+                            break;
+                        }
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap();
+                        }
+                    }
+                    let mut body = vec![0; len];
+                    r.read_exact(&mut body).unwrap();
+                    let mut json = String::new();
+                    flate2::read::GzDecoder::new(&body[..])
+                        .read_to_string(&mut json)
+                        .unwrap();
+                    got.lock()
+                        .unwrap()
+                        .push(serde_json::from_str(&json).unwrap());
+                    w.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").unwrap();
+                }
+            });
+        }
+    });
+    (port, bodies)
+}
+
+#[test]
+fn a_running_project_forwards_its_lines_to_loki() {
+    let (port, bodies) = loki_receiver();
+    let p = printing(
+        "logs-loki",
+        1,
+        "",
+        &format!(
+            "x-shoal:\n  logs:\n    forward: [{{type: loki, url: \"http://127.0.0.1:{port}\"}}]\n"
+        ),
+    );
+    p.ok(&["up", "-d"]);
+    let values = |bodies: &[serde_json::Value]| -> Vec<String> {
+        bodies
+            .iter()
+            .flat_map(|b| b["streams"].as_array().unwrap().clone())
+            .filter(|s| s["stream"]["stream"] == "stdout")
+            .flat_map(|s| s["values"].as_array().unwrap().clone())
+            .map(|v| v[1].as_str().unwrap().to_string())
+            .filter(|l| l.starts_with("run="))
+            .collect()
+    };
+    let lines = eventually(Duration::from_secs(60), "every stdout line at Loki", || {
+        let v = values(&bodies.lock().unwrap());
+        (v.len() as u64 == LINES * 4 / 5).then_some(v)
+    });
+    let seqs: Vec<u64> = lines
+        .iter()
+        .map(|l| l.split(' ').nth(1).unwrap()[4..].parse().unwrap())
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order");
+    let bodies = bodies.lock().unwrap();
+    let labels: Vec<&serde_json::Value> = bodies
+        .iter()
+        .flat_map(|b| b["streams"].as_array().unwrap())
+        .map(|s| &s["stream"])
+        .collect();
+    assert!(labels.iter().all(|l| l["project"] == p.name.as_str()));
+    assert!(labels
+        .iter()
+        .any(|l| l["service"] == "app" && l["replica"] == "1" && l["stream"] == "stderr"));
+    // shoal's events go too, as their own stream.
+    assert!(labels.iter().any(|l| l["stream"] == "event"));
+    drop(bodies);
+    p.ok(&["down", "-v"]);
+}
