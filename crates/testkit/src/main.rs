@@ -30,7 +30,7 @@
 //! Printing, for the log tests and benchmarks: `PRINT_EVERY_MS=N` prints a numbered
 //! line every N ms (`0`: as fast as it can), `run=<start time> seq=<n>`, every
 //! `PRINT_STDERR_EVERY`-th one (default 5) to stderr; `PRINT_LINES=N` stops after N
-//! lines; `PRINT_TRACE=true` follows every tenth line with a three-line stack trace
+//! lines; `PRINT_PAD=N` adds N characters of text to each; `PRINT_TRACE=true` follows every tenth line with a three-line stack trace
 //! (`  at frame k`) on stdout.
 //!
 //! `testkit --check` asks `/healthz` on this host and exits 0 when it is healthy: the
@@ -156,14 +156,19 @@ fn print_lines(every_ms: u64) {
     let to_stderr: u64 = env("PRINT_STDERR_EVERY", 5);
     let lines: u64 = env("PRINT_LINES", u64::MAX);
     let trace: bool = env("PRINT_TRACE", false);
+    let pad: String = " lorem ipsum dolor sit amet consectetur adipiscing elit"
+        .chars()
+        .cycle()
+        .take(env("PRINT_PAD", 0))
+        .collect();
     // Buffered here, not under stdout's lock: the server's own lines still get out.
     let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout());
     for seq in 0..lines {
         if to_stderr > 0 && seq % to_stderr == to_stderr - 1 {
             let _ = out.flush();
-            eprintln!("run={run} seq={seq} err");
+            eprintln!("run={run} seq={seq} err{pad}");
         } else {
-            let _ = writeln!(out, "run={run} seq={seq} out");
+            let _ = writeln!(out, "run={run} seq={seq} out{pad}");
         }
         if trace && seq % 10 == 0 {
             let _ = writeln!(out, "Traceback for seq={seq}");
