@@ -52,6 +52,14 @@ def wait_stored(shoal, env, cid, last_seq, timeout=1800):
     raise SystemExit(f"the store did not get seq={last_seq} in {timeout}s")
 
 
+def count_stored(shoal, env):
+    """Lines the store holds, as `shoal logs` reads them."""
+    out = subprocess.run(
+        f"{shoal} -p {PROJECT} logs --no-log-prefix | wc -l", shell=True, capture_output=True, text=True, env=env
+    ).stdout
+    return int(out.strip() or 0)
+
+
 def container(env):
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -79,6 +87,8 @@ def main():
             "    environment:\n"
             f"      PRINT_EVERY_MS: '0'\n      PRINT_LINES: '{a.lines}'\n"
             f"      PRINT_STDERR_EVERY: '0'\n      PRINT_PAD: '{PAD}'\n"
+            # The engine keeps every line too, for `docker logs | grep` to search.
+            "    logging: {driver: json-file, options: {max-size: 8g}}\n"
             "x-shoal:\n  logs: {max_size: 8G, segment_size: 64M}\n"
         )
     base = [a.shoal, "-p", PROJECT, "-f", compose]
@@ -94,6 +104,7 @@ def main():
     cid = container(env)
     wait_stored(a.shoal, env, cid, last)
     live_s, live_cpu = time.time() - t0, cpu_seconds(pid) - cpu0
+    stored_live = count_stored(a.shoal, env)
 
     # What the engine serves at best: the same lines, read back to /dev/null.
     t = time.time()
@@ -116,7 +127,7 @@ def main():
         os.path.getsize(os.path.join(state, "logs", n)) for n in os.listdir(os.path.join(state, "logs"))
     )
 
-    print(f"lines: {a.lines} of ~{PAD + 40} bytes; store {store_bytes / 1e9:.2f} GB")
+    print(f"lines: {a.lines} of ~{PAD + 40} bytes; stored live {stored_live}, after catch-up {count_stored(a.shoal, env)}; store {store_bytes / 1e9:.2f} GB")
     print("| ingest | lines/s | control plane CPU µs/line |")
     print("|---|---:|---:|")
     print(f"| live (printing as fast as it can) | {a.lines / live_s:,.0f} | {live_cpu / a.lines * 1e6:.2f} |")

@@ -243,86 +243,92 @@ impl Follower {
             since: resume.map(|p| p.ts.div_euclid(1_000_000_000)),
             timestamps: true,
         };
-        let mut lines = self.rt.logs(&self.id, &opts);
+        let mut batches = self.rt.log_batches(&self.id, &opts);
         let mut skip = Skip::new(resume);
         let mut held: Option<Held> = None;
         loop {
             let next = if held.is_some() {
-                match tokio::time::timeout(JOIN_QUIET, lines.next()).await {
+                match tokio::time::timeout(JOIN_QUIET, batches.next()).await {
                     Ok(n) => n,
                     Err(_) => {
-                        self.store_held(held.take());
+                        self.store_held(&mut self.store.lock().expect("not poisoned"), held.take());
                         continue;
                     }
                 }
             } else {
-                lines.next().await
+                batches.next().await
             };
-            let line = match next {
-                Some(Ok(line)) => line,
+            let batch = match next {
+                Some(Ok(batch)) => batch,
                 Some(Err(e)) => {
                     tracing::debug!(container = %self.id, error = %e, "log stream ended");
                     break;
                 }
                 None => break,
             };
-            let ts = line
-                .timestamp
-                .as_deref()
-                .and_then(shoal_logs::parse_rfc3339)
-                .unwrap_or_else(shoal_logs::now_nanos);
-            if skip.stored(ts) {
-                continue;
-            }
-            let Some(join) = &self.join else {
-                self.append(line.stderr, ts, None, &line.text);
-                continue;
-            };
-            match &mut held {
-                Some(h)
-                    if h.stderr == line.stderr
-                        && h.lines < JOIN_MAX_LINES
-                        && !join.is_match(&line.text) =>
-                {
-                    h.text.push('\n');
-                    h.text.push_str(&line.text);
-                    h.lines += 1;
-                    h.last = if ts == h.last.0 {
-                        (ts, h.last.1 + 1)
-                    } else {
-                        (ts, 1)
-                    };
+            // One lock for what one read brought.
+            let mut store = self.store.lock().expect("not poisoned");
+            for line in batch {
+                let ts = line
+                    .timestamp
+                    .as_deref()
+                    .and_then(shoal_logs::parse_rfc3339)
+                    .unwrap_or_else(shoal_logs::now_nanos);
+                if skip.stored(ts) {
+                    continue;
                 }
-                _ => {
-                    self.store_held(held.take());
-                    held = Some(Held {
-                        stderr: line.stderr,
-                        ts,
-                        text: line.text,
-                        last: (ts, 1),
-                        lines: 1,
-                    });
+                let Some(join) = &self.join else {
+                    self.append(&mut store, line.stderr, ts, None, &line.text);
+                    continue;
+                };
+                match &mut held {
+                    Some(h)
+                        if h.stderr == line.stderr
+                            && h.lines < JOIN_MAX_LINES
+                            && !join.is_match(&line.text) =>
+                    {
+                        h.text.push('\n');
+                        h.text.push_str(&line.text);
+                        h.lines += 1;
+                        h.last = if ts == h.last.0 {
+                            (ts, h.last.1 + 1)
+                        } else {
+                            (ts, 1)
+                        };
+                    }
+                    _ => {
+                        self.store_held(&mut store, held.take());
+                        held = Some(Held {
+                            stderr: line.stderr,
+                            ts,
+                            text: line.text,
+                            last: (ts, 1),
+                            lines: 1,
+                        });
+                    }
                 }
             }
         }
-        self.store_held(held);
+        self.store_held(&mut self.store.lock().expect("not poisoned"), held);
     }
 
-    fn store_held(&self, held: Option<Held>) {
+    fn store_held(&self, store: &mut Store, held: Option<Held>) {
         if let Some(h) = held {
             let last = (h.lines > 1).then_some(h.last);
-            self.append(h.stderr, h.ts, last, &h.text);
+            self.append(store, h.stderr, h.ts, last, &h.text);
         }
     }
 
-    fn append(&self, stderr: bool, ts: i64, last: Option<(i64, u32)>, text: &str) {
+    fn append(
+        &self,
+        store: &mut Store,
+        stderr: bool,
+        ts: i64,
+        last: Option<(i64, u32)>,
+        text: &str,
+    ) {
         let key = &self.keys[usize::from(stderr)];
-        if let Err(e) = self
-            .store
-            .lock()
-            .expect("not poisoned")
-            .append(key, ts, last, text)
-        {
+        if let Err(e) = store.append(key, ts, last, text) {
             tracing::warn!(container = %self.id, error = %e, "cannot store a log line");
         }
     }

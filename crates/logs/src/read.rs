@@ -61,6 +61,10 @@ pub struct Cursor {
     offset: u64,
 }
 
+/// What a segment read gives: the lines wanted and the length of its sound records,
+/// or `None` when the segment was removed meanwhile.
+type SegmentRead = std::io::Result<Option<(Vec<Entry>, usize)>>;
+
 /// A reader of a store directory.
 pub struct Reader {
     dir: PathBuf,
@@ -91,12 +95,12 @@ impl Reader {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), from)),
             Err(e) => return Err(e),
         };
-        let mut out = Vec::new();
         let mut cursor = from;
         let newest = seqs.last().copied();
+        // The segments to open: a sealed one whose index rules it out is not.
+        let mut wanted = Vec::new();
         for seq in seqs.into_iter().filter(|s| *s >= from.seq) {
             let offset = if seq == from.seq { from.offset } else { 0 };
-            // A sealed segment whose index rules it out is not opened.
             if Some(seq) != newest && offset == 0 {
                 if let Some(index) = Index::load(&segment::idx_path(&self.dir, seq)) {
                     if !index.may_hold(filter.since, filter.until, |s, r, st| {
@@ -110,55 +114,83 @@ impl Reader {
                     }
                 }
             }
-            let buf = match std::fs::read(segment::seg_path(&self.dir, seq)) {
-                Ok(b) => b,
-                // Removed by retention since it was listed.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e),
-            };
-            let mut streams = Streams::default();
-            // The stream records before `offset` name the streams after it.
-            let start = if offset > 0 {
-                segment::scan(
-                    &buf[..(offset as usize).min(buf.len())],
-                    0,
-                    &mut streams,
-                    |_, _, _, _| {},
-                );
-                offset as usize
-            } else {
-                0
-            };
-            let scanned = segment::scan(
-                &buf,
-                start.min(buf.len()),
-                &mut streams,
-                |key, ts, _, text| {
-                    if filter.since.is_some_and(|s| ts < s) || filter.until.is_some_and(|u| ts > u)
-                    {
-                        return;
-                    }
-                    if !filter.wants(&key.service, key.replica, key.stream.as_str()) {
-                        return;
-                    }
-                    if filter.grep.as_ref().is_some_and(|re| !re.is_match(text)) {
-                        return;
-                    }
-                    out.push(Entry {
-                        key: key.clone(),
-                        ts,
-                        text: String::from_utf8_lossy(text).into_owned(),
-                    });
-                },
-            );
-            cursor = Cursor {
-                seq,
-                offset: scanned.valid as u64,
-            };
+            wanted.push((seq, offset));
+        }
+        // Segments are scanned side by side, a core each.
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 8)
+            .min(wanted.len().max(1));
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let mut results: Vec<(usize, SegmentRead)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(&(seq, offset)) = wanted.get(i) else {
+                                return done;
+                            };
+                            done.push((i, self.read_segment(seq, offset, filter)));
+                        }
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("a segment scan panicked"))
+                .collect()
+        });
+        results.sort_by_key(|(i, _)| *i);
+        let mut out = Vec::new();
+        for (i, result) in results {
+            // Removed by retention since it was listed: skipped.
+            if let Some((entries, valid)) = result? {
+                out.extend(entries);
+                cursor = Cursor {
+                    seq: wanted[i].0,
+                    offset: valid as u64,
+                };
+            }
         }
         // Stable: lines of one time keep the order they were stored in.
         out.sort_by_key(|e| e.ts);
         Ok((out, cursor))
+    }
+
+    /// The lines `filter` wants in segment `seq` from `offset`, and the length of its
+    /// sound records; `None` when the segment is gone.
+    fn read_segment(&self, seq: u64, offset: u64, filter: &Filter) -> SegmentRead {
+        let buf = match std::fs::read(segment::seg_path(&self.dir, seq)) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut streams = Streams::default();
+        // The stream records before `offset` name the streams after it.
+        let start = (offset as usize).min(buf.len());
+        if start > 0 {
+            segment::scan(&buf[..start], 0, &mut streams, |_, _, _, _| {});
+        }
+        let mut out = Vec::new();
+        let scanned = segment::scan(&buf, start, &mut streams, |key, ts, _, text| {
+            if filter.since.is_some_and(|s| ts < s) || filter.until.is_some_and(|u| ts > u) {
+                return;
+            }
+            if !filter.wants(&key.service, key.replica, key.stream.as_str()) {
+                return;
+            }
+            if filter.grep.as_ref().is_some_and(|re| !re.is_match(text)) {
+                return;
+            }
+            out.push(Entry {
+                key: key.clone(),
+                ts,
+                text: String::from_utf8_lossy(text).into_owned(),
+            });
+        });
+        Ok(Some((out, scanned.valid)))
     }
 }
 

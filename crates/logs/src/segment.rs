@@ -82,8 +82,14 @@ impl Index {
             }),
         }
         if key.stream != Stream::Event {
-            let pos = self.positions.entry(key.container.clone()).or_default();
-            pos.advance(ts, last);
+            match self.positions.get_mut(&key.container) {
+                Some(pos) => pos.advance(ts, last),
+                None => self
+                    .positions
+                    .entry(key.container.clone())
+                    .or_default()
+                    .advance(ts, last),
+            }
         }
     }
 

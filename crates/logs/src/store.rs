@@ -156,10 +156,14 @@ impl Store {
         record::encode_line(&mut self.buf, id, ts, last, text);
         self.active.index.add(key, ts, last);
         if key.stream != Stream::Event {
-            self.positions
-                .entry(key.container.clone())
-                .or_default()
-                .advance(ts, last);
+            match self.positions.get_mut(&key.container) {
+                Some(pos) => pos.advance(ts, last),
+                None => self
+                    .positions
+                    .entry(key.container.clone())
+                    .or_default()
+                    .advance(ts, last),
+            }
         }
         if self.buf.len() >= BUFFER {
             self.flush()?;

@@ -6,9 +6,9 @@ use std::time::Duration;
 use bollard::errors::Error as BollardError;
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, EndpointSettings, HealthConfig,
-    HealthStatusEnum, HostConfig, Mount, MountTmpfsOptions, MountType, NetworkConnectRequest,
-    NetworkCreateRequest, NetworkingConfig, RestartPolicy, RestartPolicyNameEnum,
-    VolumeCreateRequest,
+    HealthStatusEnum, HostConfig, HostConfigLogConfig, Mount, MountTmpfsOptions, MountType,
+    NetworkConnectRequest, NetworkCreateRequest, NetworkingConfig, RestartPolicy,
+    RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     BuildImageOptions, CreateContainerOptions, CreateImageOptions, EventsOptions,
@@ -561,7 +561,7 @@ impl Runtime for Docker {
         let timestamps = opts.timestamps;
         let stream = client.logs(id, Some(options));
         // Frames are not lines: keep what follows the last newline for the next frame.
-        let mut pending: [String; 2] = Default::default();
+        let mut pending: [Vec<u8>; 2] = Default::default();
         stream
             .map(move |item| match item {
                 Ok(out) => {
@@ -572,13 +572,18 @@ impl Runtime for Docker {
                         | bollard::container::LogOutput::StdIn { message } => (false, message),
                     };
                     let buf = &mut pending[usize::from(stderr)];
-                    buf.push_str(&String::from_utf8_lossy(&bytes));
+                    buf.extend_from_slice(&bytes);
                     let mut lines = Vec::new();
-                    while let Some(at) = buf.find('\n') {
-                        let line: String = buf.drain(..=at).collect();
-                        let line = line.trim_end_matches(['\n', '\r']).to_string();
-                        lines.push(Ok(split_timestamp(line, stderr, timestamps)));
+                    let mut start = 0;
+                    while let Some(i) = buf[start..].iter().position(|b| *b == b'\n') {
+                        let mut end = start + i;
+                        if end > start && buf[end - 1] == b'\r' {
+                            end -= 1;
+                        }
+                        lines.push(Ok(log_line(&buf[start..end], stderr, timestamps)));
+                        start += i + 1;
                     }
+                    buf.drain(..start);
                     futures_util::stream::iter(lines)
                 }
                 Err(e) => futures_util::stream::iter(vec![Err(Error::Unreachable {
@@ -588,6 +593,22 @@ impl Runtime for Docker {
             })
             .flatten()
             .boxed()
+    }
+
+    fn log_batches(&self, id: &str, opts: &LogOptions) -> BoxStream<'static, Result<Vec<LogLine>>> {
+        // Straight off the socket when the engine is on one (see `logstream`).
+        let socket = match std::env::var("DOCKER_HOST") {
+            Ok(h) if !h.is_empty() => h.strip_prefix("unix://").map(std::path::PathBuf::from),
+            _ => Some(std::path::PathBuf::from("/var/run/docker.sock")),
+        };
+        match socket {
+            Some(socket) => {
+                let v = self.client.client_version();
+                let version = format!("{}.{}", v.major_version, v.minor_version);
+                crate::logstream::batches(socket, version, id, opts)
+            }
+            None => self.logs(id, opts).map(|l| l.map(|l| vec![l])).boxed(),
+        }
     }
 
     fn events(&self, project: &str) -> BoxStream<'static, Result<Event>> {
@@ -741,20 +762,22 @@ impl Runtime for Docker {
     }
 }
 
-fn split_timestamp(line: String, stderr: bool, timestamps: bool) -> LogLine {
+/// A line of a log stream, its timestamp split off when the engine was asked for one.
+pub(crate) fn log_line(line: &[u8], stderr: bool, timestamps: bool) -> LogLine {
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     if timestamps {
-        if let Some((ts, text)) = line.split_once(' ') {
+        if let Some(i) = line.iter().position(|b| *b == b' ') {
             return LogLine {
-                timestamp: Some(ts.to_string()),
+                timestamp: Some(text(&line[..i])),
                 stderr,
-                text: text.to_string(),
+                text: text(&line[i + 1..]),
             };
         }
     }
     LogLine {
         timestamp: None,
         stderr,
-        text: line,
+        text: text(line),
     }
 }
 
@@ -839,7 +862,23 @@ fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         serde_json::Value::String(s) => shoal_spec::syntax::bytes(s).ok().map(|b| b as i64),
         _ => None,
     });
+    // `logging`: the engine's driver and its options (`max-size`, `max-file`, ...).
+    let log_config = e.get("logging").map(|l| HostConfigLogConfig {
+        typ: l["driver"].as_str().map(String::from),
+        config: l["options"].as_object().map(|o| {
+            o.iter()
+                .map(|(k, v)| {
+                    let v = v
+                        .as_str()
+                        .map(String::from)
+                        .unwrap_or_else(|| v.to_string());
+                    (k.clone(), v)
+                })
+                .collect()
+        }),
+    });
     let host_config = HostConfig {
+        log_config,
         mounts: Some(mounts),
         nano_cpus: spec.cpus.map(|c| (c * 1e9) as i64),
         memory: spec.memory.map(|m| m as i64),

@@ -354,9 +354,19 @@ fn a_stack_trace_is_one_record_with_a_start_pattern() {
         "logs-trace",
         1,
         ", PRINT_TRACE: \"true\"",
-        "    x-shoal:\n      logs: {multiline: '^run='}\n",
+        "    x-shoal:\n      logs: {multiline: '^run='}\n    logging: {driver: json-file, options: {max-size: 5m, max-file: 2}}\n",
     );
     p.ok(&["up", "-d"]);
+    // `logging` reaches the engine.
+    let id = &containers(&p)[0];
+    let conf = Command::new("docker")
+        .args(["inspect", "-f", "{{json .HostConfig.LogConfig}}", id])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&conf.stdout).trim(),
+        r#"{"Type":"json-file","Config":{"max-file":"2","max-size":"5m"}}"#
+    );
     let traces = eventually(Duration::from_secs(60), "every stack trace stored", || {
         let t: Vec<_> = stored(&p, &["--grep", "Traceback"]);
         (t.len() as u64 == LINES / 10).then_some(t)

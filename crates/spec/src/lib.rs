@@ -54,4 +54,5 @@ pub const ENGINE_KEYS: &[&str] = &[
     "shm_size",
     "security_opt",
     "group_add",
+    "logging",
 ];

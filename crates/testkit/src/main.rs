@@ -101,10 +101,6 @@ fn main() {
         exit_after: AtomicI64::new(-1),
         served: AtomicU64::new(0),
     });
-    if let Ok(every) = std::env::var("PRINT_EVERY_MS") {
-        let every: u64 = every.parse().unwrap_or(100);
-        std::thread::spawn(move || print_lines(every));
-    }
     rt.block_on(async move {
         tokio::spawn(tcp_echo(tcp_port));
         // As PID 1 in a container nothing ends the process on SIGTERM unless it does.
@@ -123,6 +119,11 @@ fn main() {
             "testkit {} listening on :{port} (http) and :{tcp_port} (tcp echo)",
             knobs.name
         );
+        // The numbered lines start after that one.
+        if let Ok(every) = std::env::var("PRINT_EVERY_MS") {
+            let every: u64 = every.parse().unwrap_or(100);
+            std::thread::spawn(move || print_lines(every));
+        }
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
