@@ -16,14 +16,7 @@ cd "$(dirname "$0")/.."
 need() { command -v "$1" >/dev/null 2>&1; }
 need oha || cargo install oha --locked >/dev/null 2>&1
 export PATH="$HOME/.cargo/bin:$PATH"
-cargo build --release --locked -q -p shoal
-RUSTFLAGS='-C target-feature=+crt-static' cargo build --locked -q -p shoal-testkit --release \
-  --target x86_64-unknown-linux-gnu --target-dir target/static
-work=$(mktemp -d)
-export SHOAL_STATE_DIR="$work/state"
-mkdir -p "$work/context"
-cp target/static/x86_64-unknown-linux-gnu/release/testkit "$work/context/"
-printf 'FROM scratch\nCOPY testkit /testkit\nENTRYPOINT ["/testkit"]\n' > "$work/context/Dockerfile"
+. bench/testkit-context.sh
 cleanup() {
   for p in shoal hpa kpa; do
     target/release/shoal -p "elastic-$p" down >/dev/null 2>&1 || true

@@ -14,14 +14,7 @@
 #   LINES=500000 ROUNDS=1 bench/logs.sh  # a quick trial
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --locked -q -p shoal
-RUSTFLAGS='-C target-feature=+crt-static' cargo build --locked -q -p shoal-testkit --release \
-  --target x86_64-unknown-linux-gnu --target-dir target/static
-work=$(mktemp -d)
-export SHOAL_STATE_DIR="$work/state"
-mkdir -p "$work/context"
-cp target/static/x86_64-unknown-linux-gnu/release/testkit "$work/context/"
-printf 'FROM scratch\nCOPY testkit /testkit\nENTRYPOINT ["/testkit"]\n' > "$work/context/Dockerfile"
+. bench/testkit-context.sh
 cleanup() {
   target/release/shoal -p bench-logs -f "$work/compose.yaml" down -v >/dev/null 2>&1 || true
   docker image rm bench-logs-app >/dev/null 2>&1 || true

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::record::{self, Body, Read};
 use crate::store::Position;
-use crate::{Stream, StreamKey};
+use crate::StreamKey;
 
 /// `00000042.seg`.
 pub fn seg_path(dir: &Path, seq: u64) -> PathBuf {
@@ -81,16 +81,7 @@ impl Index {
                 lines: 1,
             }),
         }
-        if key.stream != Stream::Event {
-            match self.positions.get_mut(&key.container) {
-                Some(pos) => pos.advance(ts, last),
-                None => self
-                    .positions
-                    .entry(key.container.clone())
-                    .or_default()
-                    .advance(ts, last),
-            }
-        }
+        crate::store::advance(&mut self.positions, key, ts, last);
     }
 
     /// Whether the segment may hold a line that `wanted` takes, at a time in

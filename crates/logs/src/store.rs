@@ -1,6 +1,6 @@
 //! The writing side: one per store, the control plane's.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -61,7 +61,7 @@ pub struct Store {
     active: Active,
     /// Encoded records not yet written.
     buf: Vec<u8>,
-    positions: HashMap<String, Position>,
+    positions: BTreeMap<String, Position>,
 }
 
 /// Appends to the buffer are written out once it holds this much (and on
@@ -76,7 +76,7 @@ impl Store {
         std::fs::create_dir_all(dir)?;
         let seqs = segment::list(dir)?;
         let mut sealed = Vec::new();
-        let mut positions = HashMap::new();
+        let mut positions = BTreeMap::new();
         let (last, older) = match seqs.split_last() {
             Some((last, older)) => (*last, older),
             None => (1, &[][..]),
@@ -155,16 +155,7 @@ impl Store {
         };
         record::encode_line(&mut self.buf, id, ts, last, text);
         self.active.index.add(key, ts, last);
-        if key.stream != Stream::Event {
-            match self.positions.get_mut(&key.container) {
-                Some(pos) => pos.advance(ts, last),
-                None => self
-                    .positions
-                    .entry(key.container.clone())
-                    .or_default()
-                    .advance(ts, last),
-            }
-        }
+        advance(&mut self.positions, key, ts, last);
         if self.buf.len() >= BUFFER {
             self.flush()?;
         }
@@ -243,6 +234,26 @@ impl Store {
 impl Drop for Store {
     fn drop(&mut self) {
         let _ = self.flush();
+    }
+}
+
+/// Moves `key`'s container's position past a record (events have none).
+pub(crate) fn advance(
+    positions: &mut BTreeMap<String, Position>,
+    key: &StreamKey,
+    ts: i64,
+    last: Option<(i64, u32)>,
+) {
+    if key.stream == Stream::Event {
+        return;
+    }
+    match positions.get_mut(&key.container) {
+        Some(pos) => pos.advance(ts, last),
+        // The container's name is copied once, at its first line.
+        None => positions
+            .entry(key.container.clone())
+            .or_default()
+            .advance(ts, last),
     }
 }
 
