@@ -17,7 +17,7 @@ const LINES: u64 = 600;
 
 /// A project of one testkit service `app` printing numbered lines (`env`: more of
 /// the environment, `extra`: more service lines). Not started.
-fn printing(p_tag: &str, replicas: u32, env: &str, extra: &str) -> Project {
+fn printing(p_tag: &str, replicas: u32, env: &str, extra: &str) -> (Project, u16) {
     let port = common::free_port();
     let yaml = format!(
         "services:\n{}",
@@ -30,7 +30,7 @@ fn printing(p_tag: &str, replicas: u32, env: &str, extra: &str) -> Project {
             ),
         )
     );
-    project_from(p_tag, &yaml)
+    (project_from(p_tag, &yaml), port)
 }
 
 /// `shoal logs --json <args>`, parsed.
@@ -170,8 +170,10 @@ fn assert_numbered_once_in_order(entries: &[serde_json::Value]) {
 
 #[test]
 fn every_line_is_stored_once_through_a_restart_a_scale_out_and_a_sigkilled_control_plane() {
-    let p = printing("logs-once", 2, "", "");
+    let (p, port) = printing("logs-once", 2, "", "");
     let pid = control_plane_pid(&p.shoal(&["up", "-d"]));
+    // Under load through the balancer.
+    let load = common::Load::start(port, 2, "/");
     std::thread::sleep(Duration::from_secs(2));
 
     // A replica killed: restarted by shoal, a second run in the same replica.
@@ -179,6 +181,8 @@ fn every_line_is_stored_once_through_a_restart_a_scale_out_and_a_sigkilled_contr
     // A replica added.
     p.ok(&["scale", "app=3"]);
     std::thread::sleep(Duration::from_secs(2));
+    let (ok, failed) = load.stop();
+    assert!(ok > 100 && failed == 0, "{ok} answered, {failed} failed");
     // The control plane SIGKILLed while the replicas go on printing, then back.
     sigkill(pid);
     std::thread::sleep(Duration::from_secs(3));
@@ -310,7 +314,7 @@ impl Drop for Following {
 
 #[test]
 fn follow_goes_on_across_a_restart_a_scale_out_and_a_control_plane_restart() {
-    let p = printing("logs-follow", 1, "", "");
+    let (p, _) = printing("logs-follow", 1, "", "");
     let pid = control_plane_pid(&p.shoal(&["up", "-d"]));
     let f = Following::start(&p, &["app"]);
     eventually(Duration::from_secs(20), "app-1's lines", || {
@@ -350,7 +354,7 @@ fn follow_goes_on_across_a_restart_a_scale_out_and_a_control_plane_restart() {
 #[test]
 fn a_stack_trace_is_one_record_with_a_start_pattern() {
     // Traces after every tenth line.
-    let p = printing(
+    let (p, _) = printing(
         "logs-trace",
         1,
         ", PRINT_TRACE: \"true\"",
@@ -390,7 +394,7 @@ fn a_stack_trace_is_one_record_with_a_start_pattern() {
 
 #[test]
 fn bad_input_is_a_clear_error() {
-    let p = printing("logs-bad", 1, "", "");
+    let (p, _) = printing("logs-bad", 1, "", "");
     let err = |args: &[&str]| {
         let out = p.shoal(args);
         assert!(!out.status.success(), "{args:?} succeeded");
@@ -474,7 +478,7 @@ fn loki_receiver() -> (u16, Arc<Mutex<Vec<serde_json::Value>>>) {
 #[test]
 fn a_running_project_forwards_its_lines_to_loki() {
     let (port, bodies) = loki_receiver();
-    let p = printing(
+    let (p, _) = printing(
         "logs-loki",
         1,
         "",

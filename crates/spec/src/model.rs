@@ -1141,12 +1141,16 @@ impl Service {
             .as_ref()
             .and_then(|p| p.port)
             .or_else(|| self.ports.first().map(|p| p.target))
-            .or_else(|| {
-                self.expose
-                    .first()
-                    .and_then(|e| e.split(['/', '-']).next())
-                    .and_then(|e| e.parse().ok())
-            })
+            .or_else(|| self.exposed_ports().next().map(|(port, _)| port))
+    }
+
+    /// The single ports of `expose` with their protocol (`"8080"` is tcp,
+    /// `"53/udp"`); ranges (`"3000-3005"`) are left out.
+    pub fn exposed_ports(&self) -> impl Iterator<Item = (u16, &str)> + '_ {
+        self.expose.iter().filter_map(|e| {
+            let (port, protocol) = e.split_once('/').unwrap_or((e, "tcp"));
+            Some((port.parse().ok()?, protocol))
+        })
     }
 
     /// A hash of everything that shapes this service's containers. Replicas made from

@@ -495,11 +495,8 @@ pub(crate) fn service_ports(svc: &Service) -> (Vec<ServicePort>, bool) {
             None => add(p.target, p.target, &p.protocol),
         }
     }
-    for e in &svc.expose {
-        let (port, protocol) = e.split_once('/').unwrap_or((e, "tcp"));
-        if let Ok(port) = port.parse() {
-            add(port, port, protocol);
-        }
+    for (port, protocol) in svc.exposed_ports() {
+        add(port, port, protocol);
     }
     (ports, published)
 }

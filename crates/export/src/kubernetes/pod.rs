@@ -380,10 +380,7 @@ fn container_ports(svc: &Service) -> Option<Vec<ContainerPort>> {
         .ports
         .iter()
         .map(|p| (p.target, p.protocol.as_str()))
-        .chain(svc.expose.iter().filter_map(|e| {
-            let (port, protocol) = e.split_once('/').unwrap_or((e, "tcp"));
-            Some((port.parse().ok()?, protocol))
-        }));
+        .chain(svc.exposed_ports());
     for (port, protocol) in targets {
         let protocol = protocol.to_ascii_uppercase();
         let port = i32::from(port);
