@@ -1,14 +1,26 @@
 #!/usr/bin/env bash
-# Fuzzes the Compose loader (crates/spec/tests/fuzz.rs) for FUZZ_SECONDS per target
-# (default 600): arbitrary bytes, the shared corpus mutated, random .env files and
-# interpolations. A failure prints the smallest input proptest found; put it in
-# crates/spec/tests/load.rs as a regression case.
+# Fuzzes for FUZZ_SECONDS per target (default 600): the Compose loader
+# (crates/spec/tests/fuzz.rs: arbitrary bytes, the shared corpus mutated, random .env
+# files and interpolations) and, with `proxy`, the balancer's request-framing check
+# (crates/proxy/tests/fuzz.rs). A failure prints the smallest input proptest found;
+# keep it as a regression case (crates/spec/tests/load.rs, or
+# `the_found_cases_stay_found` in the proxy's fuzz.rs), which the suite replays.
 #
-#   scripts/fuzz.sh                 # every target, 10 minutes each
+#   scripts/fuzz.sh                 # the loader's targets, 10 minutes each
+#   scripts/fuzz.sh proxy           # the proxy's targets, 10 minutes each
 #   FUZZ_SECONDS=60 scripts/fuzz.sh the_corpus_mutated
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${FUZZ_SECONDS:-600}"
+if [ "${1:-}" = proxy ]; then
+  cargo build --release --locked -q -p shoal-proxy --tests
+  for t in requests_built_from_the_framing_cases arbitrary_bytes; do
+    echo "fuzzing proxy $t for ${seconds}s" >&2
+    FUZZ_SECONDS="$seconds" cargo test --release --locked -q -p shoal-proxy --test fuzz -- \
+      --exact "$t" --nocapture
+  done
+  exit 0
+fi
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(arbitrary_bytes the_corpus_mutated env_files_and_interpolation)
 cargo build --release --locked -q -p shoal-spec --tests
