@@ -59,6 +59,9 @@ pub enum Error {
     /// A published port could not be bound.
     #[error("cannot listen on {0}: {1}\n  hint: another process holds this port; stop it or change the published port")]
     Bind(String, #[source] std::io::Error),
+    /// The balancer's worker threads could not start.
+    #[error("cannot start the balancer's threads: {0}\n  hint: SHOAL_PROXY_THREADS, when set, is a number of threads")]
+    DataPath(#[source] std::io::Error),
     /// The state directory could not be read or written.
     #[error("state directory {0}: {1}")]
     State(std::path::PathBuf, #[source] std::io::Error),

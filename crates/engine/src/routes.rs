@@ -8,10 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use shoal_proxy::metrics::Snapshot;
-use shoal_proxy::{Backends, HashOn, LbConfig, Protocol, Route, Strategy};
+use shoal_proxy::{Backends, DataPath, HashOn, LbConfig, Protocol, Route, Strategy};
 use shoal_runtime::ContainerInfo;
 use shoal_spec::{self as spec, Lb, Project, Service};
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::health::ready;
@@ -39,6 +38,8 @@ pub struct Routes {
     observed: Mutex<Vec<ContainerInfo>>,
     /// Containers draining or stopped by the control plane, by id.
     leaving: Mutex<HashSet<String>>,
+    /// The threads serving the ports, stopped when the project stops.
+    _data_path: DataPath,
 }
 
 /// The balancer settings of a service, from its `x-shoal.lb`.
@@ -71,6 +72,7 @@ impl Routes {
     /// Binds every published TCP port of `project` and starts serving it (with no
     /// replica yet) until `stop` turns true.
     pub async fn bind(project: &Project, stop: watch::Receiver<bool>) -> Result<Routes, Error> {
+        let data_path = DataPath::from_env().map_err(Error::DataPath)?;
         let mut entries = Vec::new();
         for svc in project.services.values() {
             let network = svc
@@ -101,11 +103,10 @@ impl Routes {
                             std::io::Error::other("not an address"),
                         )
                     })?;
-                let listener = TcpListener::bind(addr)
-                    .await
-                    .map_err(|e| Error::Bind(addr.to_string(), e))?;
                 let route = Arc::new(Route::new(Backends::new(), lb_config(svc)));
-                tokio::spawn(shoal_proxy::serve(listener, route.clone(), stop.clone()));
+                data_path
+                    .serve(addr, route.clone(), stop.clone())
+                    .map_err(|e| Error::Bind(addr.to_string(), e))?;
                 tracing::info!(service = %svc.name, "listening on {addr} for {}:{}", svc.name, port.target);
                 entries.push(Entry {
                     service: svc.name.clone(),
@@ -120,6 +121,7 @@ impl Routes {
             entries,
             observed: Mutex::default(),
             leaving: Mutex::default(),
+            _data_path: data_path,
         })
     }
 

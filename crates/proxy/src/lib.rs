@@ -13,6 +13,7 @@
 //! - [`framing`]: a strict look at request framing against smuggling.
 //! - [`budget`]: the retry budget.
 //! - [`metrics`]: counters and latency histograms.
+//! - [`DataPath`]: the worker threads, one runtime and one socket per port each.
 //! - [`config`], [`error`].
 //!
 //! This crate knows nothing of containers or Compose: it is handed addresses. It never
@@ -32,8 +33,10 @@ pub mod listener;
 pub mod metrics;
 pub mod tcp;
 pub mod upstream;
+mod workers;
 
 pub use backends::Backends;
 pub use config::{HashOn, LbConfig, Protocol, Strategy};
 pub use http::Route;
 pub use listener::serve;
+pub use workers::DataPath;

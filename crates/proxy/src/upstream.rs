@@ -47,17 +47,32 @@ const MAX_LINE: usize = 4096;
 /// Reads ask for at least this much room.
 const READ_SIZE: usize = 8192;
 
-/// The idle connections to one replica.
-#[derive(Default)]
+/// The idle connections to one replica, kept per data-path worker: a connection is
+/// registered with the reactor of the worker that opened it, and used only there.
 pub struct Pool {
-    idle: Mutex<Vec<Conn>>,
+    idle: Box<[Mutex<Vec<Conn>>]>,
+}
+
+impl Default for Pool {
+    fn default() -> Pool {
+        Pool {
+            idle: (0..crate::workers::slots())
+                .map(|_| Mutex::default())
+                .collect(),
+        }
+    }
 }
 
 impl Pool {
+    /// This worker's idle connections.
+    fn mine(&self) -> &Mutex<Vec<Conn>> {
+        &self.idle[crate::workers::index() % self.idle.len()]
+    }
+
     /// An idle connection that is still open, the most recently used first.
     pub fn take(&self) -> Option<Conn> {
         loop {
-            let conn = self.idle.lock().expect("not poisoned").pop()?;
+            let conn = self.mine().lock().expect("not poisoned").pop()?;
             if conn.still_open() {
                 return Some(conn);
             }
@@ -66,7 +81,7 @@ impl Pool {
 
     /// Keeps a connection whose exchange is over for later requests.
     pub fn put(&self, conn: Conn) {
-        let mut idle = self.idle.lock().expect("not poisoned");
+        let mut idle = self.mine().lock().expect("not poisoned");
         if idle.len() < MAX_KEPT {
             idle.push(conn);
         }
@@ -74,8 +89,10 @@ impl Pool {
 
     /// Closes every idle connection (the replica left, or closed one of them).
     pub fn clear(&self) {
-        let idle = std::mem::take(&mut *self.idle.lock().expect("not poisoned"));
-        drop(idle);
+        for slot in &self.idle {
+            let idle = std::mem::take(&mut *slot.lock().expect("not poisoned"));
+            drop(idle);
+        }
     }
 }
 

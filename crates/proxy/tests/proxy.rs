@@ -926,3 +926,37 @@ async fn a_replica_refusing_an_upload_early_is_heard() {
     assert!(reply.ends_with("too big."), "{reply}");
     assert_eq!(r.hits.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test]
+async fn the_data_path_workers_share_a_port_that_no_one_else_can_take() {
+    let (a, b) = (
+        replica("a", Behaviour::Name).await,
+        replica("b", Behaviour::Name).await,
+    );
+    let backends = Backends::new();
+    backends.replace(vec![a.addr, b.addr]);
+    let route = Arc::new(Route::new(backends, config()));
+    let (_stop, rx) = watch::channel(false);
+    let path = shoal_proxy::DataPath::start(2).unwrap();
+    let addr = path
+        .serve("127.0.0.1:0".parse().unwrap(), route.clone(), rx.clone())
+        .unwrap();
+    // Fresh connections, so the kernel spreads them over both workers' sockets.
+    for _ in 0..200 {
+        let mut client = Client::connect(addr).await;
+        assert_eq!(client.get("/").await.0, 200);
+        assert_eq!(client.get("/").await.0, 200);
+    }
+    assert_eq!(
+        a.hits.load(Ordering::SeqCst) + b.hits.load(Ordering::SeqCst),
+        400
+    );
+    // Another balancer (or anything else) is told the port is taken.
+    let other = shoal_proxy::DataPath::start(1).unwrap();
+    let taken = other.serve(addr, route.clone(), rx.clone()).unwrap_err();
+    assert_eq!(taken.kind(), std::io::ErrorKind::AddrInUse);
+    assert!(std::net::TcpListener::bind(addr).is_err());
+    // Stopped, it lets the port go.
+    drop(path);
+    std::net::TcpListener::bind(addr).expect("the port is free again");
+}
