@@ -194,7 +194,7 @@ impl ControlPlane {
             .map_err(|e| Error::State(state_dir.clone(), e))?
             .with_store(collector.event_log());
         let (stop_proxies, stop_rx) = watch::channel(false);
-        let routes = Arc::new(Routes::bind(&project, stop_rx).await?);
+        let routes = Arc::new(Routes::bind(&project, stop_rx)?);
         // Every listener is bound before anything is created.
         let metrics_listener = match metrics {
             Metrics::Off => None,

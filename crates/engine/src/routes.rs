@@ -71,7 +71,7 @@ pub fn lb_config(svc: &Service) -> LbConfig {
 impl Routes {
     /// Binds every published TCP port of `project` and starts serving it (with no
     /// replica yet) until `stop` turns true.
-    pub async fn bind(project: &Project, stop: watch::Receiver<bool>) -> Result<Routes, Error> {
+    pub fn bind(project: &Project, stop: watch::Receiver<bool>) -> Result<Routes, Error> {
         let data_path = DataPath::from_env().map_err(Error::DataPath)?;
         let mut entries = Vec::new();
         for svc in project.services.values() {

@@ -424,11 +424,7 @@ async fn first_cpu_decision(policy: &str) -> (u64, (String, u32, String)) {
     let mut r = Reconciler::new(fake.clone(), p.clone()).with_clock(clock.clone());
     let observed = pass(&mut r).await.observed;
     let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-    let routes = Arc::new(
-        shoal_engine::routes::Routes::bind(&p, stop_rx)
-            .await
-            .unwrap(),
-    );
+    let routes = Arc::new(shoal_engine::routes::Routes::bind(&p, stop_rx).unwrap());
     let mut scaler =
         shoal_engine::autoscale::Scaler::new(fake.clone(), p.clone(), routes, clock.clone());
     let id = observed[0].id.clone();

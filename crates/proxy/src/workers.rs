@@ -93,11 +93,6 @@ impl DataPath {
         DataPath::start(threads)
     }
 
-    /// How many workers there are.
-    pub fn threads(&self) -> usize {
-        self.workers.len()
-    }
-
     /// Binds `addr` once per worker and serves `route` there until `stop` turns true.
     /// Returns the address bound (the port the OS chose, for port 0).
     ///

@@ -941,7 +941,7 @@ async fn the_data_path_workers_share_a_port_that_no_one_else_can_take() {
     let addr = path
         .serve("127.0.0.1:0".parse().unwrap(), route.clone(), rx.clone())
         .unwrap();
-    // Fresh connections, so the kernel spreads them over both workers' sockets.
+    // Fresh connections: the kernel picks one of the two workers' sockets for each.
     for _ in 0..200 {
         let mut client = Client::connect(addr).await;
         assert_eq!(client.get("/").await.0, 200);
