@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use shoal_proxy::metrics::Snapshot;
+use shoal_proxy::Snapshot;
 use shoal_runtime::{ContainerInfo, Runtime};
 use shoal_scale::{Config, Policy, Sample};
 use shoal_spec::{Metric, Project, Service, Words};

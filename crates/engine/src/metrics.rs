@@ -18,7 +18,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
-use shoal_proxy::metrics::{Snapshot, BUCKETS_US};
+use shoal_proxy::{Snapshot, BUCKETS_US};
 use shoal_runtime::{Runtime, State};
 use tokio::net::TcpListener;
 use tokio::sync::watch;

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use shoal_spec::{FailureAction, Order, Service};
 
-use shoal_proxy::metrics::Snapshot;
+use shoal_proxy::Snapshot;
 
 use crate::revision::{RolloutRecord, RolloutState};
 

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use shoal_proxy::metrics::Snapshot;
+use shoal_proxy::Snapshot;
 use shoal_proxy::{Backends, DataPath, HashOn, LbConfig, Protocol, Route, Strategy};
 use shoal_runtime::ContainerInfo;
 use shoal_spec::{self as spec, Lb, Project, Service};
@@ -190,12 +190,12 @@ impl Routes {
 
     /// True when the balancer has ejected `c` for failing requests.
     pub fn ejected(&self, c: &ContainerInfo) -> bool {
-        let now = shoal_proxy::http::now_ms();
+        let now = shoal_proxy::now_ms();
         self.endpoints_of(c).iter().any(|ep| ep.ejected(now))
     }
 
     /// The balancer's endpoints of `c`, over its service's ports.
-    fn endpoints_of(&self, c: &ContainerInfo) -> Vec<Arc<shoal_proxy::endpoint::Endpoint>> {
+    fn endpoints_of(&self, c: &ContainerInfo) -> Vec<Arc<shoal_proxy::Endpoint>> {
         self.entries
             .iter()
             .filter(|e| e.service == c.service)
@@ -232,7 +232,7 @@ impl Routes {
                 .backends
                 .endpoints()
                 .iter()
-                .map(|e| u64::from(e.in_flight.load(std::sync::atomic::Ordering::Relaxed)))
+                .map(|e| u64::from(e.in_flight()))
                 .sum::<u64>();
         }
         (total, in_flight)
@@ -252,7 +252,7 @@ impl Routes {
             for ep in self.endpoints_of(c) {
                 let slot = out.entry(c.replica).or_default();
                 slot.0.add(&ep.stats.snapshot());
-                slot.1 += u64::from(ep.in_flight.load(std::sync::atomic::Ordering::Relaxed));
+                slot.1 += u64::from(ep.in_flight());
             }
         }
         out.into_iter().map(|(r, (s, f))| (r, s, f)).collect()

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
-use shoal_proxy::metrics::Snapshot;
+use shoal_proxy::Snapshot;
 use shoal_runtime::Usage;
 use tokio::sync::watch;
 

@@ -114,7 +114,7 @@ mod tests {
         let b = Backends::new();
         b.replace(addrs(&["10.0.0.1:80"]));
         let e = b.endpoints()[0].clone();
-        let guard = crate::body::InFlight::start(e.clone());
+        let guard = crate::endpoint::InFlight::start(e.clone());
         b.replace(Vec::new());
         let waiter = {
             let b = b.clone();

@@ -3,40 +3,18 @@
 //! followed by the rest of the stream, or a replica's response streaming to the client
 //! (boxed: only bodies too large to read whole take that way).
 
+use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
-use crate::endpoint::Endpoint;
-use crate::upstream::Streaming;
+use crate::endpoint::InFlight;
+use crate::upstream::{BodyLength, Conn, Decoder};
 
 /// The error of a body: the client's, or the replica's.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// Counts a request against its replica's in-flight number while it lives.
-pub struct InFlight(Arc<Endpoint>);
-
-impl InFlight {
-    /// Starts counting.
-    pub fn start(endpoint: Arc<Endpoint>) -> InFlight {
-        endpoint.begin();
-        InFlight(endpoint)
-    }
-
-    /// The replica it counts against.
-    pub fn endpoint(&self) -> &Endpoint {
-        &self.0
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.end();
-    }
-}
 
 /// A request or response body.
 pub enum ProxyBody {
@@ -69,6 +47,17 @@ impl ProxyBody {
             ProxyBody::Empty => Some(ProxyBody::Empty),
             ProxyBody::Full(b) => Some(ProxyBody::Full(b.clone())),
             _ => None,
+        }
+    }
+
+    /// What is known of its length before it is sent.
+    pub fn length(&self) -> BodyLength {
+        match self {
+            ProxyBody::Empty => BodyLength::Empty,
+            _ => self
+                .size_hint()
+                .exact()
+                .map_or(BodyLength::Unknown, BodyLength::Exact),
         }
     }
 }
@@ -122,6 +111,76 @@ impl Body for ProxyBody {
                 }
                 h
             }
+        }
+    }
+}
+
+/// A replica's response body on its way to the client; counted in flight until its
+/// last byte, when the connection goes back to the replica's pool.
+pub struct Streaming {
+    conn: Option<Conn>,
+    decoder: Decoder,
+    keep_alive: bool,
+    /// Counts the request in flight; its replica's pool takes the connection back.
+    guard: Option<InFlight>,
+}
+
+impl Streaming {
+    /// The body the `decoder` finds on `conn`.
+    pub fn new(conn: Conn, decoder: Decoder, keep_alive: bool, guard: InFlight) -> Streaming {
+        Streaming {
+            conn: Some(conn),
+            decoder,
+            keep_alive,
+            guard: Some(guard),
+        }
+    }
+
+    /// Ends the body: the connection goes back to the pool if `clean` and the
+    /// replica keeps it, and the request stops counting in flight.
+    fn end(&mut self, clean: bool) {
+        let (conn, guard) = (self.conn.take(), self.guard.take());
+        if let (true, Some(conn), Some(guard)) = (clean, conn, &guard) {
+            conn.done(self.keep_alive, &guard.endpoint().pool);
+        }
+    }
+}
+
+impl Body for Streaming {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        let Some(conn) = this.conn.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let polled: Result<Option<Bytes>, io::Error> =
+            ready!(conn.poll_body(&mut this.decoder, cx));
+        match polled {
+            Ok(Some(data)) => Poll::Ready(Some(Ok(Frame::data(data)))),
+            Ok(None) => {
+                this.end(true);
+                Poll::Ready(None)
+            }
+            Err(e) => {
+                this.end(false);
+                Poll::Ready(Some(Err(e.into())))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.conn.is_none() || self.decoder.is_done()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.decoder.remaining() {
+            Some(n) => SizeHint::with_exact(n),
+            None => SizeHint::default(),
         }
     }
 }

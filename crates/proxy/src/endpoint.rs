@@ -3,9 +3,10 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::clock;
 use crate::metrics::Stats;
 use crate::upstream::Pool;
 
@@ -19,13 +20,13 @@ pub struct Endpoint {
     /// Where it listens.
     pub addr: SocketAddr,
     /// Requests (or TCP connections) in progress.
-    pub in_flight: AtomicU32,
+    pub(crate) in_flight: AtomicU32,
     /// Counters and the latency histogram.
     pub stats: Stats,
     /// Idle HTTP/1 connections to it.
-    pub pool: Pool,
+    pub(crate) pool: Pool,
     /// Set when it left the backend set: no new requests, in-flight ones finish.
-    pub draining: AtomicBool,
+    pub(crate) draining: AtomicBool,
     /// When it last made progress (took its first pending request, or finished one),
     /// µs on the proxy's clock.
     progress_us: AtomicU64,
@@ -48,6 +49,11 @@ impl Endpoint {
         }
     }
 
+    /// Requests (or TCP connections) in progress now.
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
     /// The balancer's cost: latency estimate × (in-flight + 1). A replica with work
     /// pending cannot be faster than the time since it last made progress: that keeps
     /// a slow replica that has not answered yet (so has no estimate) from drawing
@@ -56,7 +62,8 @@ impl Endpoint {
         let mut rtt = self.ewma.lock().expect("not poisoned").estimate(now);
         let pending = self.in_flight.load(Ordering::Relaxed);
         if pending > 0 {
-            let stalled_us = clock_us().saturating_sub(self.progress_us.load(Ordering::Relaxed));
+            let stalled_us =
+                clock::now_us().saturating_sub(self.progress_us.load(Ordering::Relaxed));
             rtt = rtt.max(stalled_us as f64 * 1000.0);
         }
         rtt * f64::from(pending + 1)
@@ -65,20 +72,20 @@ impl Endpoint {
     /// Records a round-trip time (to the response head).
     pub fn observe_rtt(&self, rtt: Duration, now: Instant) {
         self.ewma.lock().expect("not poisoned").observe(rtt, now);
-        self.progress_us.store(clock_us(), Ordering::Relaxed);
+        self.progress_us.store(clock::now_us(), Ordering::Relaxed);
     }
 
     /// A request starts: counts it in flight.
     pub fn begin(&self) {
         if self.in_flight.fetch_add(1, Ordering::Relaxed) == 0 {
-            self.progress_us.store(clock_us(), Ordering::Relaxed);
+            self.progress_us.store(clock::now_us(), Ordering::Relaxed);
         }
     }
 
     /// A request ends.
     pub fn end(&self) {
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
-        self.progress_us.store(clock_us(), Ordering::Relaxed);
+        self.progress_us.store(clock::now_us(), Ordering::Relaxed);
     }
 
     /// Whether it may take a request now. An ejected replica whose time is up takes
@@ -115,10 +122,26 @@ impl Endpoint {
     }
 }
 
-/// Microseconds since the proxy's clock started.
-fn clock_us() -> u64 {
-    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_micros() as u64
+/// Counts a request against its replica's in-flight number while it lives.
+pub struct InFlight(Arc<Endpoint>);
+
+impl InFlight {
+    /// Starts counting.
+    pub fn start(endpoint: Arc<Endpoint>) -> InFlight {
+        endpoint.begin();
+        InFlight(endpoint)
+    }
+
+    /// The replica it counts against.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.0
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.end();
+    }
 }
 
 /// Peak-EWMA of round-trip times: jumps up to a slower sample at once, decays towards

@@ -1,5 +1,6 @@
-//! Errors of the data path, saying where they came from and whether trying another
-//! replica is safe; the retry logic branches on those fields, never on text.
+//! Errors of the data path, saying who caused them (the client's are answered with
+//! the connection closed) and which status the client gets. Whether another replica
+//! may be tried is decided where the attempt failed (`forward`), never from text.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -25,9 +26,6 @@ pub enum Origin {
 pub struct ProxyError {
     /// Who caused it.
     pub origin: Origin,
-    /// True when the request never reached a replica's application, so that sending
-    /// it to another is safe whatever its method.
-    pub retry_safe: bool,
     kind: Kind,
 }
 
@@ -45,7 +43,6 @@ impl ProxyError {
     pub fn client(why: impl Into<String>) -> ProxyError {
         ProxyError {
             origin: Origin::Client,
-            retry_safe: false,
             kind: Kind::BadRequest(why.into()),
         }
     }
@@ -54,7 +51,6 @@ impl ProxyError {
     pub fn no_replica() -> ProxyError {
         ProxyError {
             origin: Origin::Replica,
-            retry_safe: true,
             kind: Kind::NoReplica,
         }
     }
@@ -67,16 +63,14 @@ impl ProxyError {
         };
         ProxyError {
             origin: Origin::Replica,
-            retry_safe: true,
             kind: Kind::Connect(addr, why),
         }
     }
 
     /// A replica failed during the exchange.
-    pub fn replica(why: impl Into<String>, retry_safe: bool) -> ProxyError {
+    pub fn replica(why: impl Into<String>) -> ProxyError {
         ProxyError {
             origin: Origin::Replica,
-            retry_safe,
             kind: Kind::Replica(why.into()),
         }
     }
@@ -85,7 +79,6 @@ impl ProxyError {
     pub fn timeout(limit: Duration) -> ProxyError {
         ProxyError {
             origin: Origin::Shoal,
-            retry_safe: false,
             kind: Kind::Timeout(limit),
         }
     }

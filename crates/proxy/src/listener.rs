@@ -7,8 +7,10 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use crate::client::Counted;
 use crate::config::Protocol;
-use crate::http::{serve_http1, serve_http2, Route};
+use crate::http::{serve_http1, serve_http2};
+use crate::route::Route;
 
 /// How long to wait for a client's first bytes before treating the connection as
 /// plain TCP (a protocol where the server speaks first).
@@ -51,7 +53,7 @@ pub async fn serve(listener: TcpListener, route: Arc<Route>, mut shutdown: watch
                 },
                 Protocol::Auto => sniff(&stream).await,
             };
-            let stream = crate::metrics::Counted::new(stream, route.clone());
+            let stream = Counted::new(stream, route.clone());
             match seen {
                 Seen::Http1 => serve_http1(stream, peer, route).await,
                 Seen::Http2 => serve_http2(stream, peer, route).await,

@@ -3,8 +3,10 @@
 
 use std::time::Instant;
 
-use crate::body::InFlight;
-use crate::http::{now_ms, Client, Route};
+use crate::client::Client;
+use crate::clock::now_ms;
+use crate::endpoint::InFlight;
+use crate::route::Route;
 
 /// Serves one client connection over TCP.
 pub async fn serve_connection(mut client: Client, route: &Route) {
@@ -33,7 +35,7 @@ pub async fn serve_connection(mut client: Client, route: &Route) {
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
             continue;
         };
-        match crate::upstream::open(&ep, route.config.connect_timeout).await {
+        match crate::upstream::open(ep.addr, &ep.stats, route.config.connect_timeout).await {
             Ok(mut upstream) => {
                 ep.record(true, &route.config.eject, now_ms());
                 let _guard = (InFlight::start(ep.clone()), ep.stats.connect());

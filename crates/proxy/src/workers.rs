@@ -15,7 +15,7 @@ use tokio::net::TcpSocket;
 use tokio::runtime::Handle;
 use tokio::sync::{oneshot, watch};
 
-use crate::http::Route;
+use crate::route::Route;
 
 /// Pending connections per socket (as `tokio::net::TcpListener::bind`).
 const BACKLOG: u32 = 1024;

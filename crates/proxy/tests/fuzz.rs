@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
-use shoal_proxy::framing::Tracker;
+use shoal_proxy::fuzzing::Tracker;
 
 /// The verdict on `stream` fed in reads cut at `cuts` (positions, any order).
 fn verdict(stream: &[u8], cuts: &[usize]) -> bool {

@@ -668,7 +668,7 @@ async fn clients_that_leave_mid_request_do_not_get_replicas_ejected() {
         drop(s);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let now = shoal_proxy::http::now_ms();
+    let now = shoal_proxy::now_ms();
     assert!(
         f.route.backends.endpoints().iter().all(|e| !e.ejected(now)),
         "a client leaving is not the replica's failure"

@@ -26,7 +26,7 @@ struct World {
 
 /// `m` has answered `requests` so far, `bad` of them failed, each in `ms`.
 fn traffic(m: &mut Member, requests: u64, bad: u64, ms: u64) {
-    let s = shoal_proxy::metrics::Stats::default();
+    let s = shoal_proxy::Stats::default();
     for i in 0..requests {
         s.record(Duration::from_millis(ms), i < bad);
     }

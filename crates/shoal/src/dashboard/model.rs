@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 
 use shoal_engine::{ReplicaStatus, Status};
-use shoal_proxy::metrics::Snapshot;
+use shoal_proxy::Snapshot;
 
 /// Snapshots kept: one a second, three minutes.
 pub const HISTORY: usize = 180;
