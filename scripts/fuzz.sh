@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Fuzzes for FUZZ_SECONDS per target (default 600): the Compose loader
 # (crates/spec/tests/fuzz.rs: arbitrary bytes, the shared corpus mutated, random .env
-# files and interpolations) and, with `proxy`, the balancer's request-framing check
-# (crates/proxy/tests/fuzz.rs). A failure prints the smallest input proptest found;
-# keep it as a regression case (crates/spec/tests/load.rs, or
-# `the_found_cases_stay_found` in the proxy's fuzz.rs), which the suite replays.
+# files and interpolations) and, with `proxy`, the balancer's request-framing check and
+# its upstream response-head parser and body decoder (crates/proxy/tests/fuzz.rs). A
+# failure prints the smallest input proptest found; the proxy's targets also keep it in
+# crates/proxy/tests/corpus/<target>/ (commit it: the suite replays that corpus), the
+# loader's become cases in crates/spec/tests/load.rs.
 #
 #   scripts/fuzz.sh                 # the loader's targets, 10 minutes each
 #   scripts/fuzz.sh proxy           # the proxy's targets, 10 minutes each
@@ -14,7 +15,9 @@ cd "$(dirname "$0")/.."
 seconds="${FUZZ_SECONDS:-600}"
 if [ "${1:-}" = proxy ]; then
   cargo build --release --locked -q -p shoal-proxy --tests
-  for t in requests_built_from_the_framing_cases arbitrary_bytes; do
+  for t in requests_built_from_the_framing_cases arbitrary_bytes \
+    responses_built_from_the_framing_cases arbitrary_response_bytes \
+    chunked_bodies_decode_to_what_was_encoded; do
     echo "fuzzing proxy $t for ${seconds}s" >&2
     FUZZ_SECONDS="$seconds" cargo test --release --locked -q -p shoal-proxy --test fuzz -- \
       --exact "$t" --nocapture

@@ -41,6 +41,8 @@ enum Chunk {
 }
 
 const MAX_HEAD: usize = 128 * 1024;
+/// Most bytes of a chunk-size or trailer line, its line end included.
+const MAX_LINE: usize = 4096;
 
 /// Follows request framing; `poisoned` turns true at the first ambiguous request.
 pub struct Tracker {
@@ -89,7 +91,8 @@ impl Tracker {
                     }
                     // The usual case: the whole head in this read. Look at it in place.
                     if buf.is_empty() {
-                        if let Some(at) = find(bytes, b"\r\n\r\n") {
+                        if let Some(at) = find(bytes, b"\r\n\r\n").filter(|at| *at + 4 <= MAX_HEAD)
+                        {
                             let head = &bytes[..at + 4];
                             bytes = &bytes[at + 4..];
                             self.state = framing(head);
@@ -104,6 +107,7 @@ impl Tracker {
                     buf.extend_from_slice(bytes);
                     let search_from = before.saturating_sub(3);
                     match find(&buf[search_from..], b"\r\n\r\n") {
+                        Some(at) if search_from + at + 4 > MAX_HEAD => self.state = State::Done,
                         Some(at) => {
                             let end = search_from + at + 4;
                             let head = std::mem::take(buf);
@@ -130,13 +134,18 @@ impl Tracker {
                     Chunk::Size(line) | Chunk::Trailers(line) => {
                         let Some(nl) = bytes.iter().position(|b| *b == b'\n') else {
                             line.extend_from_slice(bytes);
-                            if line.len() > 4096 {
+                            if line.len() > MAX_LINE {
                                 self.poison();
                             }
                             return;
                         };
                         line.extend_from_slice(&bytes[..=nl]);
                         bytes = &bytes[nl + 1..];
+                        // Too long whether it arrived whole or in pieces.
+                        if line.len() > MAX_LINE {
+                            self.poison();
+                            return;
+                        }
                         let text = std::mem::take(line);
                         let is_trailer = matches!(chunk, Chunk::Trailers(_));
                         if is_trailer {

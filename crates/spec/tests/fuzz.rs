@@ -4,17 +4,18 @@
 //! with errors located at a line and column. A crash found here becomes a case in
 //! `load.rs`.
 //!
-//! Each target runs `FUZZ_CASES` cases (default 64, to keep the suite quick), or for
-//! `FUZZ_SECONDS` when that is set: `scripts/fuzz.sh` runs each for 10 minutes.
+//! The driver (`shoal_testkit::fuzz`) runs each target `FUZZ_CASES` cases (default 64),
+//! or for `FUZZ_SECONDS`: `scripts/fuzz.sh` runs each for 10 minutes.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::TestCaseError;
 use shoal_spec::{load, LoadError, Options};
+use shoal_testkit::fuzz::fuzz;
 
 /// A case that takes longer than this is a hang.
 const HANG: Duration = Duration::from_secs(10);
@@ -55,33 +56,6 @@ fn check(
         }
     }
     Ok(())
-}
-
-/// Runs `test` on `strategy` for `FUZZ_SECONDS`, or `FUZZ_CASES` cases.
-fn fuzz<S: Strategy>(strategy: S, test: impl Fn(S::Value) -> Result<(), TestCaseError>)
-where
-    S::Value: std::fmt::Debug,
-{
-    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
-    let deadline = env("FUZZ_SECONDS").map(|s| Instant::now() + Duration::from_secs(s));
-    let cases = env("FUZZ_CASES").unwrap_or(64) as u32;
-    let mut ran = 0u64;
-    loop {
-        let mut runner = TestRunner::new(Config {
-            cases: if deadline.is_some() { 256 } else { cases },
-            failure_persistence: None,
-            ..Config::default()
-        });
-        if let Err(e) = runner.run(&strategy, &test) {
-            panic!("{e}");
-        }
-        ran += 1;
-        match deadline {
-            Some(d) if Instant::now() < d => continue,
-            _ => break,
-        }
-    }
-    eprintln!("fuzzed {ran} batches");
 }
 
 fn corpus() -> Vec<(PathBuf, Vec<u8>)> {

@@ -72,6 +72,9 @@ impl Decoder {
                 }
                 Decoder::ChunkSize => {
                     let (used, size) = match httparse::parse_chunk_size(buf) {
+                        Ok(httparse::Status::Complete((used, _))) if used > MAX_LINE => {
+                            return Err(too_long());
+                        }
                         Ok(httparse::Status::Complete(line)) => line,
                         Ok(httparse::Status::Partial) => return more(buf),
                         Err(_) => return Err(invalid("bad chunk size")),
@@ -96,6 +99,9 @@ impl Decoder {
                     let Some(end) = buf.windows(2).position(|w| w == b"\r\n") else {
                         return more(buf);
                     };
+                    if end + 2 > MAX_LINE {
+                        return Err(too_long());
+                    }
                     buf.advance(end + 2);
                     if end == 0 {
                         *self = Decoder::Done;
@@ -137,9 +143,15 @@ impl Decoder {
 /// A framing line is not all there yet: wait for it, up to its limit.
 fn more(buf: &[u8]) -> Result<Decoded, io::Error> {
     if buf.len() > MAX_LINE {
-        return Err(invalid("chunk framing line too long"));
+        return Err(too_long());
     }
     Ok(Decoded::More)
+}
+
+/// A framing line (CRLF included) longer than the limit: refused whether it arrives
+/// whole or in pieces, so the outcome does not depend on the reads.
+fn too_long() -> io::Error {
+    invalid("chunk framing line too long")
 }
 
 #[cfg(test)]
@@ -177,6 +189,11 @@ mod tests {
         let long = [b"1;".as_slice(), &[b'e'; MAX_LINE + 1]].concat();
         let mut d = Decoder::new(Framing::Chunked);
         assert!(d.decode(&mut BytesMut::from(&long[..])).is_err(), "bounded");
+        let whole = [long.as_slice(), b"\r\nx\r\n0\r\n\r\n"].concat();
+        assert!(
+            body(Framing::Chunked, &whole).is_err(),
+            "whole or in pieces"
+        );
     }
 
     #[test]

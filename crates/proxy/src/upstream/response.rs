@@ -51,10 +51,10 @@ pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, io::Er
             &mut headers,
         );
         let len = match parsed {
-            Ok(httparse::Status::Complete(n)) => n,
-            Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
-                return Err(invalid("the response head is too large"));
-            }
+            Ok(httparse::Status::Complete(n)) if n <= MAX_HEAD => n,
+            // Too large whether it arrived whole or in pieces.
+            Ok(httparse::Status::Complete(_)) => return Err(too_large()),
+            Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => return Err(too_large()),
             Ok(httparse::Status::Partial) => return Ok(None),
             Err(e) => return Err(invalid(format!("bad response head: {e}"))),
         };
@@ -92,6 +92,10 @@ pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, io::Er
             keep_alive,
         }));
     }
+}
+
+fn too_large() -> io::Error {
+    invalid("the response head is too large")
 }
 
 /// Whether what the replica sent before the request's body was all there stops the
@@ -261,6 +265,11 @@ mod tests {
         endless.extend_from_slice(b"x-a: ");
         endless.extend_from_slice(&vec![b'b'; MAX_HEAD]);
         assert!(parse(&mut endless, &Method::GET).is_err(), "bounded");
+        endless.extend_from_slice(b"\r\n\r\n");
+        assert!(
+            parse(&mut endless, &Method::GET).is_err(),
+            "whole or in pieces"
+        );
     }
 
     #[test]

@@ -1,0 +1,3 @@
+//! What shoal's tests share besides the testkit server: the fuzz driver.
+
+pub mod fuzz;
