@@ -26,6 +26,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     quiet_on_closed_stdout();
+    raise_open_files_limit();
     let cli = cli::Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -40,6 +41,23 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// Every client connection the balancer holds is a descriptor, and most systems give a
+/// process 1024 by default (soft) of a much higher hard limit: like nginx's
+/// `worker_rlimit_nofile` and Go's runtime, take the hard limit, so that the control
+/// plane serves as many connections as the machine allows.
+fn raise_open_files_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let raised = Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        // Where it cannot be raised, it stays as it was.
+        let _ = setrlimit(Resource::Nofile, raised);
     }
 }
 
@@ -60,4 +78,21 @@ fn quiet_on_closed_stdout() {
         }
         before(info);
     }));
+}
+
+#[cfg(test)]
+mod tests {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+
+    #[test]
+    fn the_open_files_limit_is_raised_to_the_hard_one() {
+        let hard = getrlimit(Resource::Nofile).maximum;
+        let low = Rlimit {
+            current: Some(256),
+            maximum: hard,
+        };
+        setrlimit(Resource::Nofile, low).unwrap();
+        super::raise_open_files_limit();
+        assert_eq!(getrlimit(Resource::Nofile).current, hard);
+    }
 }
