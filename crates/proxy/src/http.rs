@@ -3,7 +3,9 @@
 //! forwarded, counted, and its failure turned into shoal's own short answer.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -36,9 +38,12 @@ pub async fn serve_http1(stream: Client, peer: SocketAddr, route: Arc<Route>) {
         let route = route.clone();
         let peer = peer.clone();
         let poisoned = poisoned.clone();
-        async move {
+        // Boxed: hyper keeps room for the service's future for the connection's whole
+        // life, so an idle keep-alive connection would hold the ~4 KiB a request's
+        // future takes; boxed, it holds a pointer, and the request pays one allocation.
+        Box::pin(async move {
             Ok::<_, Infallible>(handle(req, &peer, &route, poisoned.load(Ordering::Relaxed)).await)
-        }
+        }) as Pin<Box<dyn Future<Output = Result<_, Infallible>> + Send>>
     });
     let _ = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
