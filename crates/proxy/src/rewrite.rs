@@ -1,6 +1,8 @@
-//! The request head rewritten for the replica: origin-form target, `Host`, the
-//! forwarding headers (`X-Forwarded-*`, `Forwarded`), no hop-by-hop headers, HTTP/1.1;
-//! and the hop-by-hop headers taken off the response.
+//! The request head rewritten for the replica: origin-form target, one `Host` (the
+//! absolute target's authority when there is one), the forwarding headers
+//! (`X-Forwarded-*`, `Forwarded`), no hop-by-hop headers nor a 100-continue
+//! expectation the proxy has met, HTTP/1.1; and the hop-by-hop headers taken off the
+//! response.
 
 use std::net::SocketAddr;
 
@@ -92,16 +94,33 @@ pub fn rewrite_request(parts: &mut Parts, peer: &Peer, upgrade: bool) -> Result<
     if parts.method == Method::CONNECT {
         return Err(ProxyError::client("CONNECT is not proxied to replicas"));
     }
-    let host = match parts.headers.get(header::HOST) {
-        Some(h) => Some(h.clone()),
-        None => parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
+    let mut hosts = parts.headers.get_all(header::HOST).iter();
+    let (line, second) = (hosts.next(), hosts.next());
+    if second.is_some() {
+        // RFC 9112 §3.2: which one a replica would take is anyone's guess.
+        return Err(ProxyError::client("two Host header lines"));
+    }
+    // A target in absolute form names the host itself, and wins over the Host line
+    // (RFC 9112 §3.2.2); its user information is no part of it.
+    let host = match parts.uri.authority() {
+        Some(a) => {
+            let authority = a.as_str().rsplit('@').next().unwrap_or_default();
+            HeaderValue::from_str(authority).ok()
+        }
+        None => line.cloned(),
     };
     let Some(host) = host else {
         return Err(ProxyError::client("the request has no Host"));
     };
+    // The proxy meets a 100-continue expectation itself (hyper answers 100 when the
+    // body is first read): the replica gets the body at once, with nothing to expect.
+    if parts
+        .headers
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+    {
+        parts.headers.remove(header::EXPECT);
+    }
     if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
         let pq = parts
             .uri

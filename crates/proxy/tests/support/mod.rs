@@ -1,6 +1,9 @@
 //! The fixtures of the data-path tests: in-process replicas that answer, fail, stall
 //! or frame their answers by hand, a balancer in front of them, and clients.
 
+// Shared by several test crates, each using a part.
+#![allow(dead_code)]
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -35,6 +38,9 @@ pub enum Behaviour {
     Truncated,
     /// Answers with the request's body.
     Echo,
+    /// Answers with what reached it: the request line's method, target and version,
+    /// a line per header, a blank line, then the body.
+    Mirror,
 }
 
 pub struct Replica {
@@ -86,6 +92,16 @@ pub async fn replica(name: &'static str, behaviour: Behaviour) -> Replica {
                     let body = req.into_body().collect().await.unwrap().to_bytes();
                     return Ok(Response::new(Full::new(body)));
                 }
+                if let Behaviour::Mirror = behaviour {
+                    let mut out = format!("{} {} {:?}\n", req.method(), req.uri(), req.version());
+                    for (k, v) in req.headers() {
+                        out.push_str(&format!("{k}: {}\n", String::from_utf8_lossy(v.as_bytes())));
+                    }
+                    out.push('\n');
+                    let body = req.into_body().collect().await.unwrap().to_bytes();
+                    out.push_str(&String::from_utf8_lossy(&body));
+                    return Ok(Response::new(Full::new(Bytes::from(out))));
+                }
                 let (status, body) = match behaviour {
                     Behaviour::Name => (200, name.to_string()),
                     Behaviour::Headers => {
@@ -100,9 +116,10 @@ pub async fn replica(name: &'static str, behaviour: Behaviour) -> Replica {
                         (200, name.to_string())
                     }
                     Behaviour::Unavailable => (503, "busy".to_string()),
-                    Behaviour::Reset | Behaviour::Truncated | Behaviour::Echo => {
-                        unreachable!()
-                    }
+                    Behaviour::Reset
+                    | Behaviour::Truncated
+                    | Behaviour::Echo
+                    | Behaviour::Mirror => unreachable!(),
                 };
                 let mut r = Response::new(Full::new(Bytes::from(body)));
                 *r.status_mut() = StatusCode::from_u16(status).unwrap();
