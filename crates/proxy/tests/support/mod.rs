@@ -264,3 +264,15 @@ pub async fn scripted(answer: fn(&str, usize) -> (Vec<u8>, bool)) -> Replica {
     })
     .await
 }
+
+/// Sends each case on a connection of its own and checks that it is answered 400.
+pub async fn all_get_400(addr: SocketAddr, cases: &[&[u8]]) {
+    for case in cases {
+        let out = raw(addr, case).await;
+        assert!(
+            out.starts_with("HTTP/1.1 400"),
+            "{:?} -> {out:?}",
+            String::from_utf8_lossy(case)
+        );
+    }
+}
