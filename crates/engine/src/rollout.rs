@@ -206,6 +206,8 @@ pub struct Rollout {
     started: BTreeMap<u32, Duration>,
     /// When each successor was first seen ready, with its counters then.
     ready: BTreeMap<u32, (Duration, Snapshot)>,
+    /// Successors judged on a step after their monitor window: passed, not judged again.
+    passed: BTreeSet<u32>,
     /// The p99 latency of the revision being replaced, from its replicas' counters.
     baseline_p99: Option<Duration>,
     failed: BTreeSet<u32>,
@@ -238,6 +240,7 @@ impl Rollout {
             settings,
             started: BTreeMap::new(),
             ready: BTreeMap::new(),
+            passed: BTreeSet::new(),
             baseline_p99: None,
             failed: BTreeSet::new(),
             batch_done_at: None,
@@ -301,6 +304,7 @@ impl Rollout {
             for r in std::mem::take(&mut self.failed) {
                 self.started.remove(&r);
                 self.ready.remove(&r);
+                self.passed.remove(&r);
             }
         }
     }
@@ -371,8 +375,18 @@ impl Rollout {
                         .or_insert((now, new.stats.clone()))
                         .clone();
                     let seen = new.stats.since(&base);
-                    let watching = now.saturating_sub(at) <= s.monitor;
-                    match self.judge(&seen).filter(|_| watching) {
+                    // Judged on every step of its window and on the first after it:
+                    // a late step (a slow pass, a busy engine) still judges what the
+                    // replica answered in its window, rather than passing it unseen.
+                    let verdict = if self.passed.contains(&r) {
+                        None
+                    } else {
+                        self.judge(&seen)
+                    };
+                    if now.saturating_sub(at) > s.monitor {
+                        self.passed.insert(r);
+                    }
+                    match verdict {
                         Some(why) => Some(why),
                         None => {
                             if slot.old.is_some() {

@@ -217,6 +217,22 @@ fn a_successor_much_slower_than_the_old_revision_fails() {
 }
 
 #[test]
+fn a_step_that_comes_after_the_window_still_judges_it() {
+    // Ready at 1 s with a 5 s window; the next step (a slow pass) comes at 9 s, and by
+    // then the replica has failed every request it got: that is the window's verdict.
+    let mut w = World::old(2);
+    let mut r = Rollout::new("web", Some(1), 2, settings(), false);
+    w.apply(&r.step(Duration::ZERO, &w.slots).actions);
+    w.set_new(1, Condition::Ready);
+    w.apply(&r.step(S, &w.slots).actions);
+    traffic(w.slot(1).new.as_mut().unwrap(), 50, 50, 1);
+    assert_eq!(
+        r.step(9 * S, &w.slots).roll_back.as_deref(),
+        Some("web.1 failed 50 of 50 requests")
+    );
+}
+
+#[test]
 fn errors_after_the_monitor_window_are_not_the_rollouts() {
     let mut w = World::old(1);
     let mut r = Rollout::new("web", Some(1), 2, settings(), false);
