@@ -141,7 +141,7 @@ async fn answers_bytes_connections_and_failures_are_counted() {
 
 #[tokio::test]
 async fn forwarding_headers_in_hop_by_hop_out() {
-    let r = replica("h", Behaviour::Headers).await;
+    let r = replica("h", Behaviour::Mirror).await;
     let f = front(&[&r], config()).await;
     let mut s = TcpStream::connect(f.addr).await.unwrap();
     s.write_all(b"GET / HTTP/1.1\r\nHost: shop.test\r\nConnection: keep-alive, x-secret\r\nX-Secret: 1\r\nKeep-Alive: timeout=5\r\nX-Forwarded-For: 203.0.113.9\r\n\r\n").await.unwrap();

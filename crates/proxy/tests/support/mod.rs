@@ -26,8 +26,6 @@ use tokio::sync::watch;
 pub enum Behaviour {
     /// Answers 200 with its name.
     Name,
-    /// Answers with the request's headers.
-    Headers,
     /// Answers after a delay.
     Slow(u64),
     /// Answers 503.
@@ -104,13 +102,6 @@ pub async fn replica(name: &'static str, behaviour: Behaviour) -> Replica {
                 }
                 let (status, body) = match behaviour {
                     Behaviour::Name => (200, name.to_string()),
-                    Behaviour::Headers => {
-                        let mut out = String::new();
-                        for (k, v) in req.headers() {
-                            out.push_str(&format!("{k}: {}\n", v.to_str().unwrap()));
-                        }
-                        (200, out)
-                    }
                     Behaviour::Slow(ms) => {
                         tokio::time::sleep(Duration::from_millis(ms)).await;
                         (200, name.to_string())
