@@ -37,7 +37,6 @@ for i in "${!bins[@]}"; do
   proxies+=("${pids[-1]}")
 done
 sleep 1
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 for round in $(seq "$ROUNDS"); do
   i=0

@@ -61,13 +61,6 @@ replicas() { # project, service
   docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' $ids | sed 's/$/:8080/'
 }
 
-# CPU ticks of a process and its children.
-ticks() {
-  local t=0 p
-  for p in $1 $(pgrep -P "$1"); do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
-  echo "$t"
-}
-
 # Resident kB of a process and its children.
 resident() {
   local kb=0 p

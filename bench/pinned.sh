@@ -1,5 +1,6 @@
-# Sourced by lb.sh and cpu.sh: processes pinned to a core and stopped when the script
-# exits, and the two testkit backends both put on core 1.
+# Sourced by lb.sh, conns.sh and cpu.sh: processes pinned to a core and stopped when the
+# script exits, the two testkit backends both put on core 1, and the CPU a process
+# spent.
 
 pids=()
 
@@ -19,4 +20,11 @@ start() { # core, command...
 backends() {
   PORT=$1 TCP_PORT=$(($1 + 100)) WORKERS=1 NAME=b1 start 1 target/release/testkit
   PORT=$2 TCP_PORT=$(($2 + 100)) WORKERS=1 NAME=b2 start 1 target/release/testkit
+}
+
+# User + system CPU ticks of a process and its children (nginx's worker).
+ticks() {
+  local t=0 p
+  for p in $1 $(pgrep -P "$1"); do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+  echo "$t"
 }
